@@ -1,0 +1,297 @@
+"""The few safe primitives every measure in jaxinfo stands on.
+
+Everything numerically delicate lives here, once:
+
+* the dtype policy (integers promote to float, bf16/f16 compute in float32,
+  complex and non-numeric inputs are rejected);
+* argument checks that run at trace time, so bad input fails before compiling;
+* ``x log x`` and ``x log y`` with the conventions ``0 log 0 = 0`` and
+  ``p log 0 = -inf`` for ``p > 0``, whose gradients are finite wherever the
+  value is;
+* a masked, max-shifted log-partition for logits that survives ``-inf``
+  (masked) classes, huge logits and rows in which every class is masked;
+* unit conversion (nats, bits, any base, possibly traced).
+
+The public measures are written as their equations on top of these helpers.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jax.typing import ArrayLike
+
+Array = jax.Array
+
+# --------------------------------------------------------------------------
+# dtype policy and argument checks
+# --------------------------------------------------------------------------
+
+
+def _type_name(x: object) -> str:
+    return type(x).__name__
+
+
+def as_float_array(x: ArrayLike, name: str) -> Array:
+    """Returns ``x`` as a floating array in its computation dtype.
+
+    Integers (and unsigned integers) are promoted to JAX's default float type;
+    bfloat16 and float16 are computed in float32; float32 and float64 are kept.
+    Booleans, complex numbers and non-numeric input raise a TypeError that names
+    the argument.
+    """
+    try:
+        dtype = jnp.result_type(x)
+    except TypeError as e:
+        raise TypeError(
+            f"{name} must be a real-valued array, got an object of type {_type_name(x)}."
+        ) from e
+    if jnp.issubdtype(dtype, jnp.complexfloating):
+        raise TypeError(
+            f"{name} must be real-valued, got dtype {dtype}; complex inputs are not "
+            "probabilities or logits."
+        )
+    if dtype == jnp.bool_ or not (
+        jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer)
+    ):
+        raise TypeError(f"{name} must have a real numeric dtype (float or int), got dtype {dtype}.")
+    return jnp.asarray(x, dtype=compute_dtype(dtype))
+
+
+def compute_dtype(*dtypes) -> np.dtype:
+    """The dtype measures are computed and returned in: at least float32."""
+    dtype = jnp.result_type(*dtypes)
+    if not jnp.issubdtype(dtype, jnp.floating):
+        dtype = jnp.result_type(float)  # default float: float32, or float64 under x64
+    return jnp.promote_types(dtype, jnp.float32)
+
+
+def as_float_arrays(*named: tuple[ArrayLike, str]) -> list[Array]:
+    """Like :func:`as_float_array` for several arguments, in one common dtype."""
+    arrays = [as_float_array(x, name) for x, name in named]
+    dtype = compute_dtype(*(a.dtype for a in arrays))
+    return [a.astype(dtype) for a in arrays]
+
+
+def as_label_array(labels: ArrayLike, name: str = "labels") -> Array:
+    """Returns integer class labels; float, bool and complex labels are TypeErrors."""
+    try:
+        dtype = jnp.result_type(labels)
+    except TypeError as e:
+        raise TypeError(
+            f"{name} must be an integer array of class ids, got an object of type "
+            f"{_type_name(labels)}."
+        ) from e
+    if dtype == jnp.bool_ or not jnp.issubdtype(dtype, jnp.integer):
+        raise TypeError(
+            f"{name} must have an integer dtype (class ids), got dtype {dtype}. "
+            "For soft or one-hot targets use cross_entropy_from_logits(p, logits)."
+        )
+    labels = jnp.asarray(labels)
+    if jnp.issubdtype(labels.dtype, jnp.unsignedinteger):
+        # Huge unsigned ids must stay out of range, not wrap round to "ignored".
+        labels = jnp.minimum(labels, np.iinfo(np.int32).max)
+    return labels.astype(jnp.int32)
+
+
+def check_unit_interval(value: ArrayLike, name: str) -> None:
+    """Checks that a concrete scalar option lies in [0, 1]; tracers pass."""
+    if isinstance(value, jax.core.Tracer):
+        return
+    arr = np.asarray(value)
+    if arr.dtype == np.bool_ or not (
+        np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
+    ):
+        raise TypeError(f"{name} must be a real number, got {value!r}.")
+    if arr.shape != () or not 0 <= float(arr) <= 1:
+        raise ValueError(f"{name} must be a scalar in [0, 1], got {value!r}.")
+
+
+def canonical_axis(axis: object, ndim: int, name: str = "x") -> int:
+    """Checks ``axis`` against an array of ``ndim`` dimensions; returns it >= 0."""
+    if ndim == 0:
+        raise ValueError(f"{name} must have at least one dimension (the outcomes), got a scalar.")
+    try:
+        axis = operator.index(axis)
+    except TypeError as e:
+        raise TypeError(f"axis must be an int, got {axis!r} of type {_type_name(axis)}.") from e
+    if not -ndim <= axis < ndim:
+        raise ValueError(
+            f"axis {axis} is out of range for {name} with {ndim} dimension(s); "
+            f"expected -{ndim} <= axis < {ndim}."
+        )
+    return axis % ndim
+
+
+def broadcast_pair(x: Array, y: Array, x_name: str, y_name: str) -> tuple[Array, Array]:
+    """Broadcasts two arguments against each other or raises a ValueError."""
+    try:
+        shape = np.broadcast_shapes(x.shape, y.shape)
+    except ValueError:
+        raise ValueError(
+            f"{x_name} and {y_name} must have the same shape (or shapes that "
+            f"broadcast), got {x_name}.shape={x.shape} and {y_name}.shape={y.shape}."
+        ) from None
+    return jnp.broadcast_to(x, shape), jnp.broadcast_to(y, shape)
+
+
+def as_mask(where: ArrayLike | None, shape: tuple[int, ...], name: str) -> Array | None:
+    """Checks a ``where`` mask of outcomes and broadcasts it to ``shape``."""
+    if where is None:
+        return None
+    try:
+        dtype = jnp.result_type(where)
+    except TypeError as e:
+        raise TypeError(
+            f"where must be a boolean array, got an object of type {_type_name(where)}."
+        ) from e
+    if dtype != jnp.bool_:
+        raise TypeError(f"where must be a boolean array, got dtype {dtype}.")
+    where = jnp.asarray(where)
+    try:
+        ok = np.broadcast_shapes(where.shape, shape) == tuple(shape)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(
+            f"where with shape {where.shape} does not broadcast to the shape of "
+            f"{name}, {tuple(shape)}."
+        )
+    return jnp.broadcast_to(where, shape)
+
+
+def check_base(base: ArrayLike | None) -> None:
+    """Checks a concrete logarithm base; traced bases are taken as given."""
+    if base is None or isinstance(base, jax.core.Tracer):
+        return
+    try:
+        dtype = jnp.result_type(base)
+    except TypeError as e:
+        raise TypeError(
+            f"base must be a positive number or None, got {base!r} of type {_type_name(base)}."
+        ) from e
+    if dtype == jnp.bool_ or not (
+        jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer)
+    ):
+        raise TypeError(f"base must be a real number or None, got dtype {dtype}.")
+    value = np.asarray(base)
+    if value.shape == () and not (value > 0 and value != 1):
+        raise ValueError(
+            f"base must be positive and not 1 (2 for bits, None for nats), got {base!r}."
+        )
+
+
+def in_base(nats: Array, base: ArrayLike | None) -> Array:
+    """Converts a quantity in nats to the logarithm base ``base``."""
+    if base is None:
+        return nats
+    return nats / jnp.log(jnp.asarray(base, dtype=nats.dtype))
+
+
+def finish(x: Array, axis: int, keepdims: bool, base: ArrayLike | None) -> Array:
+    """Common epilogue: drop the reduced axis unless ``keepdims``, change units."""
+    if not keepdims:
+        x = jnp.squeeze(x, axis)
+    return in_base(x, base)
+
+
+# --------------------------------------------------------------------------
+# x log x and x log y
+# --------------------------------------------------------------------------
+
+
+def xlogx(x: Array) -> Array:
+    """``x * log(x)`` with ``0 log 0 = 0``, finite first and second derivatives.
+
+    The logarithm's argument is clamped at the smallest normal number: for
+    ``x = 0`` that gives ``0 * log(tiny) = 0`` exactly, and a large finite
+    derivative ``log(tiny) + 1`` that points the right way (the true one is
+    ``-inf``). A clamp fuses into the surrounding reduction at no measurable
+    cost, where a double ``where`` costs an extra pass on some backends.
+    """
+    return x * jnp.log(jnp.maximum(x, jnp.finfo(x.dtype).tiny))
+
+
+def xlogy(x: Array, y: Array) -> Array:
+    """``x * log(y)`` with ``0 log y = 0`` for every ``y >= 0``.
+
+    ``x > 0, y = 0`` gives ``-inf`` (the true value) and ``x = 0, y = 0`` gives
+    0. Only at ``x = y = 0`` is ``y`` replaced by 1 before the logarithm, so
+    the gradient there is finite (``0``) instead of ``0 / 0``; everywhere else
+    the derivatives are the textbook ``log y`` and ``x / y``.
+    """
+    y = jnp.where((x == 0) & (y == 0), jnp.ones_like(y), y)
+    return x * jnp.log(y)
+
+
+def xlog_from_log(x: Array, log_y: Array) -> Array:
+    """``x * log_y`` for a log-probability that may be ``-inf`` (``0 * -inf = 0``)."""
+    log_y = jnp.where((x == 0) & (log_y == -jnp.inf), jnp.zeros_like(log_y), log_y)
+    return x * log_y
+
+
+def safe_total(x: Array, axis: int) -> Array:
+    """Sum along ``axis`` (kept), with empty or all-zero rows replaced by 1."""
+    total = jnp.sum(x, axis=axis, keepdims=True)
+    return jnp.where(total > 0, total, jnp.ones_like(total))
+
+
+# --------------------------------------------------------------------------
+# logits
+# --------------------------------------------------------------------------
+
+
+class Shifted(NamedTuple):
+    """Logits shifted by their (masked) row maximum, and the log-partition.
+
+    Attributes:
+      s: ``logits - max`` with masked classes at ``-inf``; ``log_softmax = s - log_z``.
+      log_z: ``log(sum(exp(s)))`` along the axis (kept), 0 on rows where every
+        class is masked (so that such rows measure 0 instead of NaN).
+      exp_s: ``exp(s)``; ``softmax = exp_s / z``.
+      z: ``sum(exp(s))`` (kept), 1 on fully masked rows.
+      nonempty: boolean (kept), whether the row has any class left.
+    """
+
+    s: Array
+    log_z: Array
+    exp_s: Array
+    z: Array
+    nonempty: Array
+
+
+def shift_logits(logits: Array, axis: int, mask: Array | None) -> Shifted:
+    """Masks and max-shifts logits; computes the partition function once.
+
+    The maximum is taken under ``stop_gradient`` (softmax is shift-invariant)
+    and replaced by 0 when it is not finite, which happens only on rows whose
+    classes are all masked or ``-inf``.
+    """
+    if mask is not None:
+        logits = jnp.where(mask, logits, -jnp.inf)
+    m = lax.stop_gradient(jnp.max(logits, axis=axis, keepdims=True))
+    nonempty = m > -jnp.inf
+    m = jnp.where(jnp.isfinite(m), m, jnp.zeros_like(m))
+    s = logits - m
+    exp_s = jnp.exp(s)
+    z = jnp.sum(exp_s, axis=axis, keepdims=True)
+    z = jnp.where(z > 0, z, jnp.ones_like(z))
+    return Shifted(s=s, log_z=jnp.log(z), exp_s=exp_s, z=z, nonempty=nonempty)
+
+
+def class_ids(shape: tuple[int, ...], axis: int) -> Array:
+    """Class index along ``axis``, broadcast to ``shape`` (int32)."""
+    return lax.broadcasted_iota(jnp.int32, shape, axis)
+
+
+def finite_floor(x: Array) -> Array:
+    """Clamps ``-inf`` to the most negative finite value so that ``0 * x = 0``.
+
+    Finite entries, however large, are unchanged (``0 * -1e30 = 0`` already).
+    """
+    return jnp.maximum(x, jnp.finfo(x.dtype).min)
