@@ -225,18 +225,35 @@ def finish(x: Array, axis: int, keepdims: bool, base: ArrayLike | None) -> Array
 # --------------------------------------------------------------------------
 
 
+def _log_tiny(dtype) -> Array:
+    """``log`` of the smallest normal number of ``dtype``: ``log 0`` made finite."""
+    return jnp.asarray(np.log(jnp.finfo(dtype).tiny), dtype=dtype)
+
+
+@jax.custom_jvp
 def xlogx(x: Array) -> Array:
     """``x * log(x)`` with ``0 log 0 = 0``, finite first and second derivatives.
 
-    The logarithm's argument is clamped at the smallest normal number: for
-    ``x = 0`` that gives ``0 * log(tiny) = 0`` exactly, and a large finite
-    derivative ``log(tiny) + 1`` that points the right way (the true one is
-    ``-inf``). The clamp is a select, not ``jnp.maximum``: the derivative rule
-    of ``maximum`` makes the second derivative NaN at 0, a select's does not.
-    It fuses into the surrounding reduction at no measurable cost.
+    The value floors the *logarithm* at ``log(tiny)`` (tiny: the smallest
+    normal number), so ``x = 0`` gives ``0 * log(tiny) = 0`` exactly. The
+    floor comes after the ``log`` because there it costs almost nothing: on
+    XLA:CPU an extra operation between the load and the ``log`` slows the
+    whole reduction by a quarter, a select (``where``) even takes it out of the
+    fused loop and materialises a temporary array.
+
+    The derivative, ``log(x) + 1``, is given explicitly with the argument of
+    the ``log`` clamped at ``tiny``: at ``x = 0`` it is large, finite and points
+    the right way (the true one is ``-inf``), and the second derivative is
+    finite too.
     """
+    return x * jnp.maximum(jnp.log(x), _log_tiny(x.dtype))
+
+
+@xlogx.defjvp
+def _xlogx_jvp(primals, tangents):
+    (x,), (dx,) = primals, tangents
     tiny = jnp.finfo(x.dtype).tiny
-    return x * jnp.log(jnp.where(x > tiny, x, tiny))
+    return xlogx(x), (jnp.log(jnp.where(x > tiny, x, tiny)) + 1) * dx
 
 
 def xlogy(x: Array, y: Array) -> Array:
@@ -257,9 +274,29 @@ def xlog_from_log(x: Array, log_y: Array) -> Array:
     return x * log_y
 
 
-def safe_total(x: Array, axis: int) -> Array:
-    """Sum along ``axis`` (kept), with empty or all-zero rows replaced by 1."""
-    total = jnp.sum(x, axis=axis, keepdims=True)
+def row_sum(x: Array, axis: int, narrow: ArrayLike | None = None) -> Array:
+    """Sum of ``x`` along ``axis`` (kept).
+
+    ``narrow``: the input ``x`` was widened from (bfloat16 or an integer type
+    to float32), or None. The sum is then taken of a widening of its own,
+    behind an optimization barrier: otherwise XLA shares one widened copy of
+    the whole input, a full-size temporary, between this sum and the
+    measure's main reduction, where each of the two loops can widen as it
+    reads (5x faster on XLA:CPU for bfloat16 input).
+    """
+    if narrow is not None:
+        narrow = jnp.asarray(narrow)
+        if narrow.dtype != x.dtype and narrow.shape == x.shape:
+            x = lax.optimization_barrier(narrow).astype(x.dtype)
+    return jnp.sum(x, axis=axis, keepdims=True)
+
+
+def safe_total(x: Array, axis: int, narrow: ArrayLike | None = None) -> Array:
+    """Sum along ``axis`` (kept), with empty or all-zero rows replaced by 1.
+
+    ``narrow`` as in :func:`row_sum`.
+    """
+    total = row_sum(x, axis, narrow)
     return jnp.where(total > 0, total, jnp.ones_like(total))
 
 

@@ -104,10 +104,12 @@ def entropy(
       Array([1. , 0.0808], dtype=float32)
     """
     nx.check_base(base)
+    narrow = p
     p, axis, mask = _prepare(p, "p", axis, where)
     if mask is not None:
         p = jnp.where(mask, p, jnp.zeros_like(p))
-    total = nx.safe_total(p, axis)
+        narrow = None
+    total = nx.safe_total(p, axis, narrow)
     h = jnp.log(total) - jnp.sum(nx.xlogx(p), axis=axis, keepdims=True) / total
     return nx.finish(h, axis, keepdims, base)
 
