@@ -17,6 +17,7 @@ The public measures are written as their equations on top of these helpers.
 
 from __future__ import annotations
 
+import functools
 import operator
 from typing import NamedTuple
 
@@ -24,6 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.custom_derivatives import SymbolicZero
 from jax.typing import ArrayLike
 
 Array = jax.Array
@@ -256,16 +258,78 @@ def _xlogx_jvp(primals, tangents):
     return xlogx(x), (jnp.log(jnp.where(x > tiny, x, tiny)) + 1) * dx
 
 
+def _tangent(t) -> Array | None:
+    """A tangent of a ``custom_jvp`` rule, or None where it is a symbolic zero."""
+    return None if isinstance(t, SymbolicZero) else t
+
+
+def _linear(out: Array, *terms) -> Array:
+    """Sum of ``coefficient * tangent`` over the tangents that are not zero."""
+    total = jnp.zeros_like(out)
+    for coefficient, tangent in terms:
+        tangent = _tangent(tangent)
+        if tangent is not None:
+            total = total + coefficient * tangent
+    return total
+
+
+def _one_where_zero(x: Array) -> Array:
+    """1 where ``x = 0``, 0 where ``x > 0``: ``1 - sign(x)``, arithmetic that fuses."""
+    return 1 - jnp.sign(x)
+
+
+@jax.custom_jvp
 def xlogy(x: Array, y: Array) -> Array:
-    """``x * log(y)`` with ``0 log y = 0`` for every ``y >= 0``.
+    """``x * log(y)`` with ``0 log y = 0`` for every ``y >= 0``, for ``x >= 0``.
 
     ``x > 0, y = 0`` gives ``-inf`` (the true value) and ``x = 0, y = 0`` gives
-    0. Only at ``x = y = 0`` is ``y`` replaced by 1 before the logarithm, so
-    the gradient there is finite (``0``) instead of ``0 / 0``; everywhere else
-    the derivatives are the textbook ``log y`` and ``x / y``.
+    0: where ``x = 0`` the logarithm is taken of ``y + 1`` instead, which is
+    finite. Arithmetic (``+ 1 - sign(x)``), not a select: it fuses into the
+    surrounding reduction on every backend, where a select does not on XLA:CPU.
+
+    The derivatives are given explicitly: the textbook ``log y`` and ``x / y``
+    everywhere except at ``x = y = 0``, where they are finite (``0``) instead
+    of ``0 / 0``.
     """
-    y = jnp.where((x == 0) & (y == 0), jnp.ones_like(y), y)
-    return x * jnp.log(y)
+    return x * jnp.log(y + _one_where_zero(x))
+
+
+@functools.partial(xlogy.defjvp, symbolic_zeros=True)
+def _xlogy_jvp(primals, tangents):
+    (x, y), (dx, dy) = primals, tangents
+    out = xlogy(x, y)
+    # Selects here, not the primal's arithmetic: sharing that with the primal
+    # would make XLA keep a full-size temporary between the two passes.
+    d_dx = None if _tangent(dx) is None else jnp.log(jnp.where((x == 0) & (y == 0), 1.0, y))
+    d_dy = x / jnp.where(x == 0, jnp.inf, y)  # x / y, and 0 (not 0 / 0) where x = 0
+    return out, _linear(out, (d_dx, dx), (d_dy, dy))
+
+
+@jax.custom_jvp
+def xlog_ratio(x: Array, y: Array) -> Array:
+    """``x * log(x / y)``, the relative-entropy term, for ``x, y >= 0``.
+
+    ``x = 0`` gives 0 whatever ``y`` is and ``y = 0 < x`` gives ``+inf``. One
+    logarithm of a ratio instead of ``xlogx(x) - xlogy(x, y)``'s two: where
+    ``x = 0``, ``1`` is added to both sides of the ratio (arithmetic, as in
+    :func:`xlogy`) so that it stays finite. The derivatives are those of
+    ``xlogx(x) - xlogy(x, y)``.
+    """
+    one = _one_where_zero(x)
+    return x * jnp.log((x + one) / (y + one))
+
+
+@functools.partial(xlog_ratio.defjvp, symbolic_zeros=True)
+def _xlog_ratio_jvp(primals, tangents):
+    (x, y), (dx, dy) = primals, tangents
+    out = xlog_ratio(x, y)
+    d_dx = None
+    if _tangent(dx) is not None:
+        tiny = jnp.finfo(x.dtype).tiny
+        log_y = jnp.log(jnp.where((x == 0) & (y == 0), 1.0, y))
+        d_dx = jnp.log(jnp.where(x > tiny, x, tiny)) + 1 - log_y
+    d_dy = -x / jnp.where(x == 0, jnp.inf, y)
+    return out, _linear(out, (d_dx, dx), (d_dy, dy))
 
 
 def xlog_from_log(x: Array, log_y: Array) -> Array:

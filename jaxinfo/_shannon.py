@@ -155,10 +155,11 @@ def cross_entropy(
       Array(0.0808, dtype=float32)
     """
     nx.check_base(base)
+    narrow = (None, None) if where is not None else (p, q)
     p, q, axis = _prepare_pair(p, q, "p", "q", axis, where)
-    sum_p = jnp.sum(p, axis=axis, keepdims=True)
+    sum_p = nx.row_sum(p, axis, narrow[0])
     total_p = jnp.where(sum_p > 0, sum_p, jnp.ones_like(sum_p))
-    total_q = nx.safe_total(q, axis)
+    total_q = nx.safe_total(q, axis, narrow[1])
     ce = jnp.log(total_q) - jnp.sum(nx.xlogy(p, q), axis=axis, keepdims=True) / total_p
     ce = jnp.where(sum_p > 0, ce, jnp.zeros_like(ce))
     return nx.finish(ce, axis, keepdims, base)
@@ -205,11 +206,12 @@ def kl_divergence(
       Array(inf, dtype=float32)
     """
     nx.check_base(base)
+    narrow = (None, None) if where is not None else (p, q)
     p, q, axis = _prepare_pair(p, q, "p", "q", axis, where)
-    sum_p = jnp.sum(p, axis=axis, keepdims=True)
+    sum_p = nx.row_sum(p, axis, narrow[0])
     total_p = jnp.where(sum_p > 0, sum_p, jnp.ones_like(sum_p))
-    total_q = nx.safe_total(q, axis)
-    terms = nx.xlogx(p) - nx.xlogy(p, q)
+    total_q = nx.safe_total(q, axis, narrow[1])
+    terms = nx.xlog_ratio(p, q)
     kl = jnp.sum(terms, axis=axis, keepdims=True) / total_p
     kl = kl - jnp.log(total_p) + jnp.log(total_q)
     kl = jnp.where(sum_p > 0, kl, jnp.zeros_like(kl))
