@@ -399,12 +399,67 @@ def shift_logits(logits: Array, axis: int, mask: Array | None) -> Shifted:
         logits = jnp.where(mask, logits, -jnp.inf)
     m = lax.stop_gradient(jnp.max(logits, axis=axis, keepdims=True))
     nonempty = m > -jnp.inf
-    m = jnp.where(jnp.isfinite(m), m, jnp.zeros_like(m))
+    m = _finite_or_zero(m)
     s = logits - m
     exp_s = jnp.exp(s)
     z = jnp.sum(exp_s, axis=axis, keepdims=True)
     z = jnp.where(z > 0, z, jnp.ones_like(z))
     return Shifted(s=s, log_z=jnp.log(z), exp_s=exp_s, z=z, nonempty=nonempty)
+
+
+def _finite_or_zero(x: Array) -> Array:
+    return jnp.where(jnp.isfinite(x), x, jnp.zeros_like(x))
+
+
+def _row_max(logits: Array, axis: int) -> Array:
+    """The maximum along ``axis`` (kept) as a constant shift: 0 where not finite."""
+    return _finite_or_zero(lax.stop_gradient(jnp.max(logits, axis=axis, keepdims=True)))
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
+def label_nll(logits: Array, labels: Array, axis: int) -> Array:
+    """``-log softmax(logits)[label] = log Z - logits[label]`` along ``axis`` (kept).
+
+    Args:
+      logits: masked classes at ``-inf``.
+      labels: integer class ids in ``[0, K)``, with ``axis`` of size 1 (the
+        caller clips out-of-range ids and decides what they mean).
+      axis: the class axis.
+
+    Returns:
+      ``inf`` for a label on a ``-inf`` class; 0 on rows where every class is
+      ``-inf``.
+
+    Two passes over the logits, the row maximum and the sum of ``exp(logits -
+    max)``, and a gather: the fewest a stable log-partition allows. The
+    derivative rule, ``softmax - onehot``, is written out so that under
+    ``grad`` the exponentials are computed once, kept, summed and scaled in a
+    single pass, with no scatter.
+    """
+    m = _row_max(logits, axis)
+    z = jnp.sum(jnp.exp(logits - m), axis=axis, keepdims=True)
+    return _nll_from_partition(logits, labels, axis, m, z)
+
+
+def _nll_from_partition(logits, labels, axis, m, z):
+    nonempty = z > 0
+    log_z = jnp.log(jnp.where(nonempty, z, jnp.ones_like(z)))
+    nll = log_z - (jnp.take_along_axis(logits, labels, axis=axis) - m)
+    return jnp.where(nonempty, nll, jnp.zeros_like(nll))
+
+
+@label_nll.defjvp
+def _label_nll_jvp(axis, primals, tangents):
+    logits, labels = primals
+    dlogits, _ = tangents
+    m = _row_max(logits, axis)
+    e = jnp.exp(logits - m)
+    z = jnp.sum(e, axis=axis, keepdims=True)
+    nll = _nll_from_partition(logits, labels, axis, m, z)
+    onehot = class_ids(logits.shape, axis) == labels
+    softmax = e / jnp.where(z > 0, z, jnp.ones_like(z))
+    dnll = jnp.sum((softmax - onehot.astype(e.dtype)) * dlogits, axis=axis, keepdims=True)
+    return nll, jnp.where(z > 0, dnll, jnp.zeros_like(dnll))
 
 
 def class_ids(shape: tuple[int, ...], axis: int) -> Array:

@@ -407,20 +407,22 @@ def cross_entropy_from_labels(
     nx.check_unit_interval(label_smoothing, "label_smoothing")
     mask = nx.as_mask(where, logits.shape, "logits")
     num_classes = logits.shape[axis]
-    sh = nx.shift_logits(logits, axis, mask)
     y = jnp.expand_dims(labels, axis)
-    is_label = nx.class_ids(logits.shape, axis) == y
-    s_y = jnp.sum(jnp.where(is_label, sh.s, jnp.zeros_like(sh.s)), axis=axis, keepdims=True)
     if isinstance(label_smoothing, (int, float)) and label_smoothing == 0:
-        loss = sh.log_z - s_y
+        if mask is not None:
+            logits = jnp.where(mask, logits, -jnp.inf)
+        loss = nx.label_nll(logits, jnp.clip(y, 0, num_classes - 1), axis)
     else:
+        sh = nx.shift_logits(logits, axis, mask)
+        is_label = nx.class_ids(logits.shape, axis) == y
+        s_y = jnp.sum(jnp.where(is_label, sh.s, jnp.zeros_like(sh.s)), axis=axis, keepdims=True)
         eps = jnp.asarray(label_smoothing, dtype=logits.dtype)
         valid = sh.s > -jnp.inf
         n_valid = jnp.sum(valid, axis=axis, keepdims=True).astype(logits.dtype)
         s_sum = jnp.sum(jnp.where(valid, sh.s, jnp.zeros_like(sh.s)), axis=axis, keepdims=True)
         s_mean = s_sum / jnp.maximum(n_valid, 1)
         loss = sh.log_z - nx.xlog_from_log(1 - eps, s_y) - eps * s_mean
-    loss = jnp.where(sh.nonempty, loss, jnp.zeros_like(loss))
+        loss = jnp.where(sh.nonempty, loss, jnp.zeros_like(loss))
     loss = jnp.where(y >= num_classes, jnp.full_like(loss, jnp.nan), loss)
     loss = jnp.where(y < 0, jnp.zeros_like(loss), loss)
     return nx.finish(loss, axis, False, base)
