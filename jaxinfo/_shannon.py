@@ -251,9 +251,9 @@ def entropy_from_logits(
     """
     nx.check_base(base)
     logits, axis, mask = _prepare(logits, "logits", axis, where)
-    sh = nx.shift_logits(logits, axis, mask)
-    weighted = jnp.sum(sh.exp_s * nx.finite_floor(sh.s), axis=axis, keepdims=True)
-    h = sh.log_z - weighted / sh.z
+    if mask is not None:
+        logits = jnp.where(mask, logits, -jnp.inf)
+    h = nx.softmax_entropy(logits, axis)
     return nx.finish(h, axis, keepdims, base)
 
 
@@ -298,12 +298,8 @@ def cross_entropy_from_logits(
     mask = nx.as_mask(where, logits.shape, "logits")
     if mask is not None:
         p = jnp.where(mask, p, jnp.zeros_like(p))
-    sh = nx.shift_logits(logits, axis, mask)
-    sum_p = jnp.sum(p, axis=axis, keepdims=True)
-    total_p = jnp.where(sum_p > 0, sum_p, jnp.ones_like(sum_p))
-    weighted = jnp.sum(nx.xlog_from_log(p, sh.s), axis=axis, keepdims=True)
-    ce = sh.log_z - weighted / total_p
-    ce = jnp.where(sum_p > 0, ce, jnp.zeros_like(ce))
+        logits = jnp.where(mask, logits, -jnp.inf)
+    ce = nx.softmax_cross_entropy(p, logits, axis)
     return nx.finish(ce, axis, keepdims, base)
 
 
@@ -342,15 +338,10 @@ def kl_divergence_from_logits(
     nx.check_base(base)
     a, b, axis = _prepare_pair(p_logits, q_logits, "p_logits", "q_logits", axis, None)
     mask = nx.as_mask(where, a.shape, "p_logits")
-    sa = nx.shift_logits(a, axis, mask)
-    sb = nx.shift_logits(b, axis, mask)
-    # Classes outside P's support (exp_s == 0, masked or underflowed) contribute
-    # 0; the difference is replaced there *before* the product so that neither
-    # its value nor its gradient can be 0 * inf.
-    diff = jnp.where(sa.exp_s == 0, jnp.zeros_like(sa.s), sa.s - sb.s)
-    weighted = jnp.sum(sa.exp_s * diff, axis=axis, keepdims=True) / sa.z
-    kl = weighted - sa.log_z + sb.log_z
-    kl = jnp.where(sa.nonempty, kl, jnp.zeros_like(kl))
+    if mask is not None:
+        a = jnp.where(mask, a, -jnp.inf)
+        b = jnp.where(mask, b, -jnp.inf)
+    kl = nx.softmax_kl_divergence(a, b, axis)
     return nx.finish(kl, axis, keepdims, base)
 
 
