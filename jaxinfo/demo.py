@@ -161,7 +161,7 @@ def _check_p(p: Array) -> None:
 
 
 def _measures(p: Array, logits: Array) -> tuple[Array, Array]:
-    """``H(P, Q)`` and ``D(P‖Q)`` in nats for ``Q = softmax(logits)``.
+    """``H(P, Q)`` and ``D(P‖Q)`` in nats for ``Q = softmax(logits)``, row by row.
 
     The cross-entropy comes straight from the logits. The divergence is
     ``kl_divergence(p, softmax(logits))``: near convergence it had the smallest
@@ -171,12 +171,18 @@ def _measures(p: Array, logits: Array) -> tuple[Array, Array]:
     ``kl_divergence_from_logits(log p, logits)`` and 6e-7 to 9.7e-7 for
     ``H(P, Q) - H(P)``). Where softmax underflows on a class that ``P`` needs
     (logits more than ~87 apart) that form is ``inf``; there the divergence
-    from the logits, which stays finite, is used instead.
+    from the logits, which stays finite, is used instead. It is computed only
+    when some row needs it (a ``lax.cond`` on the whole batch): always
+    computing it costs about 20% more CPU time per fit.
     """
     ce = jaxinfo.cross_entropy_from_logits(p, logits)
     kl = jaxinfo.kl_divergence(p, jax.nn.softmax(logits))
-    kl_from_logits = jaxinfo.kl_divergence_from_logits(jnp.log(p), logits)
-    kl = jnp.where(jnp.isfinite(kl), kl, kl_from_logits)
+    finite = jnp.isfinite(kl)
+
+    def from_logits():
+        return jnp.where(finite, kl, jaxinfo.kl_divergence_from_logits(jnp.log(p), logits))
+
+    kl = lax.cond(jnp.all(finite), lambda: kl, from_logits)
     return ce, kl
 
 
@@ -199,37 +205,32 @@ def _softmax_and_entropy(logits: Array, p: Array) -> tuple[Array, Array]:
     return jax.nn.softmax(logits), jaxinfo.entropy(p)
 
 
-def _scan_one(optimizer, length, p, carry):
-    """``length`` steps of ``optimizer`` on one distribution ``p`` of shape (K,)."""
-
-    def loss(logits):
-        return jaxinfo.cross_entropy_from_logits(p, logits)
-
-    def step(carry, _):
-        logits, state = carry
-        grads = jax.grad(loss)(logits)
-        with _optax_promotion():
-            updates, state = optimizer.update(grads, state, logits)
-        logits = optax.apply_updates(logits, updates)
-        return (logits, state), _measures(p, logits)
-
-    return lax.scan(step, carry, length=length)
-
-
 def _programs_for(optimizer):
     """Jitted ``init(logits)`` and ``run(length, p, carry)`` for a batch of rows.
 
-    Each row is fitted with its own optimiser state (``vmap``), so the rows stay
-    independent even for optimisers that are not elementwise (global-norm
-    clipping, LAMB, ...).
+    ``run`` is one ``lax.scan`` over the steps. Each row has its own optimiser
+    state and is updated on its own (``vmap`` of ``optimizer.update``), so the
+    rows stay independent even for optimisers that are not elementwise
+    (global-norm clipping, LAMB, ...). The histories come back as
+    ``(rows, length)``.
     """
+    grad = jax.vmap(jax.grad(jaxinfo.cross_entropy_from_logits, argnums=1))
+    update = jax.vmap(optimizer.update)
 
     def init(logits):
         with _optax_promotion():
             return logits, jax.vmap(optimizer.init)(logits)
 
     def run(length, p, carry):
-        return jax.vmap(functools.partial(_scan_one, optimizer, length))(p, carry)
+        def step(carry, _):
+            logits, state = carry
+            with _optax_promotion():
+                updates, state = update(grad(p, logits), state, logits)
+            logits = optax.apply_updates(logits, updates)
+            return (logits, state), _measures(p, logits)
+
+        carry, (ce, kl) = lax.scan(step, carry, length=length)
+        return carry, (ce.T, kl.T)
 
     return jax.jit(init), jax.jit(run, static_argnums=0)
 

@@ -191,6 +191,10 @@ def test_extreme_init_logits_keep_the_kl_finite():
     assert np.all(ce > 90)  # -0.5 log q_2, q_2 ~ exp(-200)
     identity = ce - np.asarray(result.kl_divergence) - math.log(2)
     np.testing.assert_array_less(np.abs(identity), 4 * EPS32 * (1 + ce))
+    # In a batch, only the row that needs it takes the divergence from the logits.
+    both = fit(jnp.stack([p, p]), steps=5, init_logits=jnp.array([[0.0, -200.0], [0.0, 0.0]]))
+    np.testing.assert_allclose(both.kl_divergence[0], result.kl_divergence, rtol=1e-6)
+    np.testing.assert_allclose(both.kl_divergence[1], fit(p, steps=5).kl_divergence, rtol=1e-6)
 
 
 def test_target_with_zeros():
