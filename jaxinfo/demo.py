@@ -17,18 +17,20 @@ The module is also the command line demo, ``python -m jaxinfo.demo`` (or
 The default optimiser
 ---------------------
 :func:`default_optimizer` is Adam with ``b2 = 0.9`` and a learning rate that
-decays to zero along a cosine. Plain ``optax.adam(0.1)`` stalls on this problem:
-the gradient of the cross-entropy in the logit of class ``i`` is ``q_i - p_i``,
-so a class with ``p_i = 1e-4`` feels a gradient ten thousand times smaller than
-the first steps did, while Adam's second moment (``b2 = 0.999``, a memory of
-about a thousand steps) still remembers those first steps; the effective step of
-the rare classes collapses, and 64 random 10-class distributions are left at a
-worst KL of about 2e-4 nats after 500 steps. A short memory (``b2 = 0.9``) lets
-the step follow the shrinking gradients, and the decaying learning rate damps
-the oscillation that Adam keeps up at a constant one: the worst KL falls below
-1e-9 nats in the same 500 steps. The float32 values of the measures are only
-resolved to about ``eps * (1 + H(P))``, some 1e-7 nats; below that the
-recorded KL is rounding noise around zero.
+decays to zero along a cosine. Plain ``optax.adam(0.1)`` stalls on this problem.
+The gradient of the cross-entropy in the logit of class ``i`` is ``q_i - p_i``;
+once ``q_i`` is near a small ``p_i`` (say 1e-4) that is orders of magnitude
+below the gradients of about 0.1 of the first steps, which Adam's second moment
+still remembers (``b2 = 0.999`` is a memory of about a thousand steps, the
+whole fit). The steps of the rare classes collapse with their gradients: on
+eight draws of 64 random 10-class distributions, plain Adam leaves a worst KL
+of 1e-5 to 3e-4 nats after 500 steps. A short memory (``b2 = 0.9``) lets each
+step follow its own shrinking gradient, and the decaying learning rate damps
+the oscillation that Adam keeps up at a constant one; neither change alone is
+enough. Together they bring the worst KL of the same draws below 6e-12 nats
+(recomputed in float64) in the same 500 steps. The float32 values of the
+measures are only resolved to about ``eps * (1 + H(P))``, some 1e-7 nats;
+below that the recorded KL is rounding noise around zero.
 """
 
 from __future__ import annotations

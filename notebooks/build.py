@@ -113,10 +113,11 @@ TOUR_INFORMATION = [
         p = jnp.linspace(0.002, 1.0, 500)
         fig, ax = plt.subplots(figsize=(6.5, 3.5))
         ax.plot(p, jaxinfo.information(p, base=2), label="$h = -\\\\log_2 p$")
-        for (name, pk), h, shift in zip(teams.items(), bits, [(-170, 12), (8, 6), (8, 6)]):
+        label_at = [(0.55, 2.2), (0.45, 4.2), (0.1, 6.9)]  # where the labels go, in data units
+        for (name, pk), h, at in zip(teams.items(), bits, label_at):
             ax.plot(pk, float(h), "o")
-            ax.annotate(f"{name}: {float(h):.4f} bits", (pk, float(h)),
-                        textcoords="offset points", xytext=shift)
+            ax.annotate(f"{name}: {float(h):.4f} bits", (pk, float(h)), xytext=at,
+                        arrowprops=dict(arrowstyle="->", color="0.5"))
         ax.set(xlabel="probability p of the event", ylabel="information [bits]",
                title="Rare events carry more information")
         ax.grid(alpha=0.3)
@@ -177,7 +178,7 @@ TOUR_TWO_SYSTEMS = [
             bars = left.bar(x + offset, [float(v) for v in values], width=0.4, label=label)
             left.bar_label(bars, fmt="%.4g")
         left.set_xticks(x, ["system 1: 50% / 50%", "system 2: 99% / 1%"])
-        left.set(ylabel="bits", ylim=(0, 8.5), title="Adding up vs weighting by probability")
+        left.set(ylabel="bits", ylim=(0, 10.5), title="Adding up vs weighting by probability")
         left.legend(loc="upper left")
 
         q = jnp.linspace(0.0, 1.0, 501)
@@ -554,7 +555,7 @@ DEMO_OPTIMIZERS = [
             "Lion, cosine from 0.1": optax.lion(cosine(0.1)),
         }
         fitted_by = {}
-        fig, ax = plt.subplots(figsize=(8, 4))
+        fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
         for name, optimizer in optimizers.items():
             fitted = fitted_by[name] = fit(P64, optimizer=optimizer)
             worst = np.asarray(fitted.kl_divergence).max(axis=0)
@@ -564,7 +565,7 @@ DEMO_OPTIMIZERS = [
         ax.axhline(1e-5, color="k", linestyle=":", label="target 1e-5 nats")
         ax.set(yscale="log", xlabel="step", ylabel="worst D(P||Q) of 64 [nats]",
                title="64 random 10-class distributions")
-        ax.legend(fontsize="small")
+        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))
         ax.grid(alpha=0.3)
         plt.show()
         """
