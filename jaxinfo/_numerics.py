@@ -68,7 +68,11 @@ def compute_dtype(*dtypes) -> np.dtype:
     dtype = jnp.result_type(*dtypes)
     if not jnp.issubdtype(dtype, jnp.floating):
         dtype = jnp.result_type(float)  # default float: float32, or float64 under x64
-    return jnp.promote_types(dtype, jnp.float32)
+    # Not promote_types(dtype, float32): under strict dtype promotion that
+    # refuses float64, so float64 inputs failed there.
+    if jnp.finfo(dtype).bits < 32:
+        dtype = jnp.dtype(jnp.float32)
+    return jnp.dtype(dtype)
 
 
 def as_float_arrays(*named: tuple[ArrayLike, str]) -> list[Array]:
@@ -235,8 +239,8 @@ def xlog_from_log(x: Array, log_y: Array) -> Array:
     return x * log_y
 
 
-def safe_total(x: Array, axis: int) -> Array:
-    """Sum along ``axis`` (kept), with empty or all-zero rows replaced by 1."""
+def safe_total(x: Array, axis: int | tuple[int, ...]) -> Array:
+    """Sum along ``axis`` (kept; an int or a tuple), with empty or all-zero rows replaced by 1."""
     total = jnp.sum(x, axis=axis, keepdims=True)
     return jnp.where(total > 0, total, jnp.ones_like(total))
 
