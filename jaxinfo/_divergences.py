@@ -105,7 +105,7 @@ def _scaled_cgf(x: Array, w: Array, t: Array, axis: int) -> Array:
     # every term is at most 1 and the sum lies in [1, n].
     finite = jnp.isfinite(t)
     t_big = jnp.where(small | ~finite, jnp.ones_like(t), t)
-    log_w = jnp.log(jnp.maximum(w, jnp.finfo(w.dtype).tiny))
+    log_w = nx.clamped_log(w)
     s = jnp.where(support, log_w + t_big * x, -jnp.inf)
     s_max = lax.stop_gradient(jnp.max(s, axis=axis, keepdims=True))
     s_max = jnp.where(nonempty, s_max, jnp.zeros_like(s_max))
@@ -183,7 +183,7 @@ def js_divergence(
       >>> jaxinfo.js_divergence(jnp.array([1.0, 0.0]), jnp.array([0.0, 1.0]), base=2)
       Array(1., dtype=float32)
       >>> jaxinfo.js_divergence(jnp.array([0.99, 0.01]), jnp.array([0.5, 0.5]), base=2)
-      Array(0.2787106, dtype=float32)
+      Array(0.2787, dtype=float32)
 
     References:
       Lin, "Divergence measures based on the Shannon entropy", IEEE Trans.
@@ -253,7 +253,7 @@ def renyi_entropy(
     if mask is not None:
         p = jnp.where(mask, p, jnp.zeros_like(p))
     p = p / nx.safe_total(p, axis)
-    log_p = jnp.log(jnp.maximum(p, jnp.finfo(p.dtype).tiny))
+    log_p = nx.clamped_log(p)
     h = 0 - _scaled_cgf(log_p, p, t, axis)  # 0 - x, not -x: +0 for a certain outcome
     return nx.finish(h, axis, keepdims, base)
 
@@ -300,9 +300,9 @@ def renyi_divergence(
       >>> import jax.numpy as jnp, jaxinfo
       >>> p, q = jnp.array([0.99, 0.01]), jnp.array([0.5, 0.5])
       >>> jaxinfo.renyi_divergence(p, q, 1.0, base=2)  # the KL divergence
-      Array(0.91920686, dtype=float32)
+      Array(0.9192, dtype=float32)
       >>> jaxinfo.renyi_divergence(p, q, jnp.inf, base=2)  # log2(0.99 / 0.5)
-      Array(0.9855005, dtype=float32)
+      Array(0.9855, dtype=float32)
 
     References:
       van Erven and Harremoës, "Rényi divergence and Kullback–Leibler
@@ -313,8 +313,7 @@ def renyi_divergence(
     t = _as_order(alpha, p.dtype) - 1
     p = p / nx.safe_total(p, axis)
     q = q / nx.safe_total(q, axis)
-    tiny = jnp.finfo(p.dtype).tiny
-    log_ratio = jnp.log(jnp.maximum(p, tiny)) - jnp.log(jnp.maximum(q, tiny))
+    log_ratio = nx.clamped_log(p) - nx.clamped_log(q)
     # P restricted to the support of Q, renormalised: outcomes that Q rules out
     # enter only through the mass they carry under P, `outside`.
     w = jnp.where(q > 0, p, jnp.zeros_like(p))

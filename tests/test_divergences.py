@@ -17,12 +17,6 @@ entropy = jax.jit(jaxinfo.entropy, static_argnames=("axis", "keepdims"))
 kl_divergence = jax.jit(jaxinfo.kl_divergence, static_argnames=("axis", "keepdims"))
 
 
-@pytest.fixture
-def x64():
-    with jax.enable_x64(True):
-        yield
-
-
 def _dists(seed, shape, zero_frac=0.25):
     """Random distributions along the last axis, with some exact zeros."""
     rng = np.random.default_rng(seed)

@@ -18,12 +18,6 @@ entropy_from_counts = jax.jit(
 )
 
 
-@pytest.fixture
-def x64():
-    with jax.enable_x64(True):
-        yield
-
-
 # ---------------------------------------------------------------- binary entropy
 
 

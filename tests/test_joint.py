@@ -16,12 +16,6 @@ entropy = jax.jit(jaxinfo.entropy, static_argnames=("axis", "keepdims"))
 binary_entropy = jax.jit(jaxinfo.binary_entropy)
 
 
-@pytest.fixture
-def x64():
-    with jax.enable_x64(True):
-        yield
-
-
 def _tables(seed, shape, zero_frac=0.3):
     """Random joint tables with some exact zeros, each normalised over the last two axes."""
     rng = np.random.default_rng(seed)
