@@ -86,6 +86,8 @@ def test_js_gradients_are_finite_at_zeros(p, q):
     p, q = jnp.array(p), jnp.array(q)
     gp, gq = jax.grad(js_divergence, argnums=(0, 1))(p, q)
     assert np.all(np.isfinite(np.asarray(gp))) and np.all(np.isfinite(np.asarray(gq)))
+    hess = jax.hessian(js_divergence, argnums=(0, 1))(p, q)
+    assert all(np.all(np.isfinite(np.asarray(h))) for h in jax.tree.leaves(hess))
 
 
 def test_js_gradients_match_finite_differences_inside(x64):
@@ -195,6 +197,8 @@ def test_renyi_entropy_gradients_are_finite_at_zeros_and_at_special_orders(alpha
     assert np.all(np.isfinite(np.asarray(gp))) and np.isfinite(float(ga))
     g_one_hot = jax.grad(renyi_entropy)(jnp.array([1.0, 0.0, 0.0]), jnp.float32(alpha))
     assert np.all(np.isfinite(np.asarray(g_one_hot)))
+    hess = jax.hessian(renyi_entropy, argnums=(0, 1))(p, jnp.float32(alpha))
+    assert all(np.all(np.isfinite(np.asarray(h))) for h in jax.tree.leaves(hess))
 
 
 def test_renyi_entropy_gradients_match_finite_differences_inside(x64):
@@ -294,6 +298,8 @@ def test_renyi_divergence_gradients_are_finite_at_zeros(alpha):
     q = jnp.array([0.2, 0.2, 0.6, 0.0])
     grads = jax.grad(renyi_divergence, argnums=(0, 1, 2))(p, q, jnp.float32(alpha))
     assert all(np.all(np.isfinite(np.asarray(g))) for g in grads)
+    hess = jax.hessian(renyi_divergence, argnums=(0, 2))(p, q, jnp.float32(alpha))
+    assert all(np.all(np.isfinite(np.asarray(h))) for h in jax.tree.leaves(hess))
 
 
 def test_renyi_divergence_gradients_match_finite_differences_inside(x64):
