@@ -106,8 +106,9 @@ def conditional_entropy(pxy: ArrayLike, *, base: ArrayLike | None = None) -> Arr
     nx.check_base(base)
     pxy, px, _ = _normalised_joint(pxy)
     # log p(y|x) from the ratio, not as log p(x,y) - log p(x): exactly 0 for a
-    # deterministic Y, and no cancellation between two large logarithms.
-    h = 0 - _sum_cells(nx.xlogy(pxy, pxy / px))
+    # deterministic Y, and no cancellation between two large logarithms. The
+    # clamped log makes zero cells 0 with the large finite slope of xlogx.
+    h = 0 - _sum_cells(pxy * nx.clamped_log(pxy / px))
     return nx.in_base(h, base)
 
 
@@ -146,5 +147,5 @@ def mutual_information(pxy: ArrayLike, *, base: ArrayLike | None = None) -> Arra
     pxy, px, py = _normalised_joint(pxy)
     # The ratio as p(y|x) / p(y): both are >= p(x, y), so neither can
     # underflow where p(x, y) > 0, as the product p(x) p(y) could.
-    mi = _sum_cells(nx.xlogy(pxy, pxy / px / py))
+    mi = _sum_cells(pxy * nx.clamped_log(pxy / px / py))
     return nx.in_base(mi, base)
