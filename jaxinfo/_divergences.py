@@ -233,9 +233,10 @@ def renyi_entropy(
 
     Returns:
       ``H_alpha(P)`` with ``axis`` reduced; 0 for a row with no mass.
-      Outcomes with ``p = 0`` are outside the support: they receive gradient
-      only through the normalisation (the one-sided derivative there is
-      infinite for ``alpha <= 1``).
+      Outcomes with ``p = 0`` are outside the support and receive gradient
+      only through the normalisation: the exact derivative for
+      ``alpha > 1``, a finite stand-in for ``alpha <= 1``, where the exact
+      one-sided derivative is ``+inf``.
 
     Examples:
       >>> import jax.numpy as jnp, jaxinfo

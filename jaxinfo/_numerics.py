@@ -268,7 +268,7 @@ def xlog_from_log(x: Array, log_y: Array) -> Array:
 
 
 def safe_total(x: Array, axis: int | tuple[int, ...]) -> Array:
-    """Sum along ``axis`` (kept; an int or a tuple), with all-zero rows replaced by 1."""
+    """Sum along ``axis`` (an int or a tuple; kept), with empty or all-zero rows replaced by 1."""
     total = jnp.sum(x, axis=axis, keepdims=True)
     return jnp.where(total > 0, total, jnp.ones_like(total))
 

@@ -199,6 +199,10 @@ def test_renyi_entropy_gradients_are_finite_at_zeros_and_at_special_orders(alpha
     assert np.all(np.isfinite(np.asarray(g_one_hot)))
     hess = jax.hessian(renyi_entropy, argnums=(0, 1))(p, jnp.float32(alpha))
     assert all(np.all(np.isfinite(np.asarray(h))) for h in jax.tree.leaves(hess))
+    # Where the exact one-sided derivative at p_i = 0 is finite, it is the one
+    # returned: 2 / sum(p) for H_2 = -log(sum p**2) + 2 log(sum p), 1 / sum(p) for H_inf.
+    if alpha in (2.0, np.inf):
+        np.testing.assert_allclose(gp[2:], 2.0 if alpha == 2 else 1.0, rtol=1e-6)
 
 
 def test_renyi_entropy_gradients_match_finite_differences_inside(x64):
