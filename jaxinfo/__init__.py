@@ -14,6 +14,7 @@ from jaxinfo._estimators import perplexity as perplexity
 from jaxinfo._joint import conditional_entropy as conditional_entropy
 from jaxinfo._joint import joint_entropy as joint_entropy
 from jaxinfo._joint import mutual_information as mutual_information
+from jaxinfo._linear import linear_cross_entropy as linear_cross_entropy
 from jaxinfo._shannon import cross_entropy as cross_entropy
 from jaxinfo._shannon import cross_entropy_from_labels as cross_entropy_from_labels
 from jaxinfo._shannon import cross_entropy_from_logits as cross_entropy_from_logits
@@ -39,6 +40,7 @@ __all__ = [
     "js_divergence",
     "kl_divergence",
     "kl_divergence_from_logits",
+    "linear_cross_entropy",
     "mutual_information",
     "perplexity",
     "renyi_divergence",

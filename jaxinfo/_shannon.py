@@ -18,6 +18,7 @@ from jax.typing import ArrayLike
 from jaxinfo import _numerics as nx
 
 Array = nx.Array
+AxisName = nx.AxisName
 
 
 def _prepare(x, name, axis, where):
@@ -221,6 +222,7 @@ def entropy_from_logits(
     where: ArrayLike | None = None,
     base: ArrayLike | None = None,
     keepdims: bool = False,
+    axis_name: AxisName | None = None,
 ) -> Array:
     r"""Entropy of ``softmax(logits)`` along an axis, without forming it.
 
@@ -236,6 +238,11 @@ def entropy_from_logits(
         leave the normalisation and receive zero gradient.
       base: logarithm base; ``None`` for nats, ``2`` for bits.
       keepdims: keep the reduced axis with size one.
+      axis_name: for vocabulary (tensor) parallelism inside ``shard_map``:
+        the mesh axis across which the classes along ``axis`` are split in
+        equal contiguous blocks. Each device passes its block and gets the
+        result over all classes (partial maxima and sums are combined with
+        ``lax.pmax`` / ``lax.psum``). ``None``: every class is local.
 
     Returns:
       The entropy with ``axis`` reduced; 0 for rows with every class masked.
@@ -247,8 +254,8 @@ def entropy_from_logits(
     """
     nx.check_base(base)
     logits, axis, mask = _prepare(logits, "logits", axis, where)
-    sh = nx.shift_logits(logits, axis, mask)
-    weighted = jnp.sum(sh.exp_s * nx.finite_floor(sh.s), axis=axis, keepdims=True)
+    sh = nx.shift_logits(logits, axis, mask, axis_name)
+    weighted = nx.class_sum(sh.exp_s * nx.finite_floor(sh.s), axis, axis_name)
     h = sh.log_z - weighted / sh.z
     return nx.finish(h, axis, keepdims, base)
 
@@ -261,6 +268,7 @@ def cross_entropy_from_logits(
     where: ArrayLike | None = None,
     base: ArrayLike | None = None,
     keepdims: bool = False,
+    axis_name: AxisName | None = None,
 ) -> Array:
     r"""Cross-entropy of ``softmax(logits)`` against target probabilities ``p``.
 
@@ -278,6 +286,11 @@ def cross_entropy_from_logits(
       where: optional boolean mask of classes to include.
       base: logarithm base; ``None`` for nats, ``2`` for bits.
       keepdims: keep the reduced axis with size one.
+      axis_name: for vocabulary (tensor) parallelism inside ``shard_map``:
+        the mesh axis across which the classes along ``axis`` are split in
+        equal contiguous blocks. Each device passes its block and gets the
+        result over all classes (partial maxima and sums are combined with
+        ``lax.pmax`` / ``lax.psum``). ``None``: every class is local.
 
     Returns:
       ``H(P, Q)`` with ``axis`` reduced; ``inf`` if ``p > 0`` on a class whose
@@ -294,10 +307,10 @@ def cross_entropy_from_logits(
     mask = nx.as_mask(where, logits.shape, "logits")
     if mask is not None:
         p = jnp.where(mask, p, jnp.zeros_like(p))
-    sh = nx.shift_logits(logits, axis, mask)
-    sum_p = jnp.sum(p, axis=axis, keepdims=True)
+    sh = nx.shift_logits(logits, axis, mask, axis_name)
+    sum_p = nx.class_sum(p, axis, axis_name)
     total_p = jnp.where(sum_p > 0, sum_p, jnp.ones_like(sum_p))
-    weighted = jnp.sum(nx.xlog_from_log(p, sh.s), axis=axis, keepdims=True)
+    weighted = nx.class_sum(nx.xlog_from_log(p, sh.s), axis, axis_name)
     ce = sh.log_z - weighted / total_p
     ce = jnp.where(sum_p > 0, ce, jnp.zeros_like(ce))
     return nx.finish(ce, axis, keepdims, base)
@@ -311,6 +324,7 @@ def kl_divergence_from_logits(
     where: ArrayLike | None = None,
     base: ArrayLike | None = None,
     keepdims: bool = False,
+    axis_name: AxisName | None = None,
 ) -> Array:
     r"""KL divergence ``D(P‖Q)`` between ``softmax(p_logits)`` and ``softmax(q_logits)``.
 
@@ -324,6 +338,11 @@ def kl_divergence_from_logits(
       where: optional boolean mask of classes to include (applies to both).
       base: logarithm base; ``None`` for nats, ``2`` for bits.
       keepdims: keep the reduced axis with size one.
+      axis_name: for vocabulary (tensor) parallelism inside ``shard_map``:
+        the mesh axis across which the classes along ``axis`` are split in
+        equal contiguous blocks. Each device passes its block and gets the
+        result over all classes (partial maxima and sums are combined with
+        ``lax.pmax`` / ``lax.psum``). ``None``: every class is local.
 
     Returns:
       ``D(P‖Q)`` with ``axis`` reduced; classes with ``p = 0`` contribute 0,
@@ -338,13 +357,13 @@ def kl_divergence_from_logits(
     nx.check_base(base)
     a, b, axis = _prepare_pair(p_logits, q_logits, "p_logits", "q_logits", axis, None)
     mask = nx.as_mask(where, a.shape, "p_logits")
-    sa = nx.shift_logits(a, axis, mask)
-    sb = nx.shift_logits(b, axis, mask)
+    sa = nx.shift_logits(a, axis, mask, axis_name)
+    sb = nx.shift_logits(b, axis, mask, axis_name)
     # Classes outside P's support (exp_s == 0, masked or underflowed) contribute
     # 0; the difference is replaced there *before* the product so that neither
     # its value nor its gradient can be 0 * inf.
     diff = jnp.where(sa.exp_s == 0, jnp.zeros_like(sa.s), sa.s - sb.s)
-    weighted = jnp.sum(sa.exp_s * diff, axis=axis, keepdims=True) / sa.z
+    weighted = nx.class_sum(sa.exp_s * diff, axis, axis_name) / sa.z
     kl = weighted - sa.log_z + sb.log_z
     kl = jnp.where(sa.nonempty, kl, jnp.zeros_like(kl))
     return nx.finish(kl, axis, keepdims, base)
@@ -358,6 +377,7 @@ def cross_entropy_from_labels(
     where: ArrayLike | None = None,
     base: ArrayLike | None = None,
     label_smoothing: ArrayLike = 0.0,
+    axis_name: AxisName | None = None,
 ) -> Array:
     r"""Cross-entropy of ``softmax(logits)`` against integer class labels.
 
@@ -379,6 +399,12 @@ def cross_entropy_from_labels(
         include. A label on an excluded class has loss ``inf``.
       base: logarithm base; ``None`` for nats, ``2`` for bits.
       label_smoothing: ``ε`` in ``[0, 1]``; may be traced.
+      axis_name: for vocabulary (tensor) parallelism inside ``shard_map``:
+        the mesh axis across which the classes along ``axis`` are split in
+        equal contiguous blocks. Each device passes its block and gets the
+        result over all classes (partial maxima and sums are combined with
+        ``lax.pmax`` / ``lax.psum``). Labels stay global class ids.
+        ``None``: every class is local.
 
     Returns:
       The per-position loss, shaped like ``labels``.
@@ -402,18 +428,18 @@ def cross_entropy_from_labels(
         )
     nx.check_unit_interval(label_smoothing, "label_smoothing")
     mask = nx.as_mask(where, logits.shape, "logits")
-    num_classes = logits.shape[axis]
-    sh = nx.shift_logits(logits, axis, mask)
+    num_classes = nx.num_classes(logits.shape[axis], axis_name)
+    sh = nx.shift_logits(logits, axis, mask, axis_name)
     y = jnp.expand_dims(labels, axis)
-    is_label = nx.class_ids(logits.shape, axis) == y
-    s_y = jnp.sum(jnp.where(is_label, sh.s, jnp.zeros_like(sh.s)), axis=axis, keepdims=True)
+    is_label = nx.class_ids(logits.shape, axis, axis_name) == y
+    s_y = nx.class_sum(jnp.where(is_label, sh.s, jnp.zeros_like(sh.s)), axis, axis_name)
     if isinstance(label_smoothing, (int, float)) and label_smoothing == 0:
         loss = sh.log_z - s_y
     else:
         eps = jnp.asarray(label_smoothing, dtype=logits.dtype)
         valid = sh.s > -jnp.inf
-        n_valid = jnp.sum(valid, axis=axis, keepdims=True).astype(logits.dtype)
-        s_sum = jnp.sum(jnp.where(valid, sh.s, jnp.zeros_like(sh.s)), axis=axis, keepdims=True)
+        n_valid = nx.class_sum(valid, axis, axis_name).astype(logits.dtype)
+        s_sum = nx.class_sum(jnp.where(valid, sh.s, jnp.zeros_like(sh.s)), axis, axis_name)
         s_mean = s_sum / jnp.maximum(n_valid, 1)
         loss = sh.log_z - nx.xlog_from_log(1 - eps, s_y) - eps * s_mean
     loss = jnp.where(sh.nonempty, loss, jnp.zeros_like(loss))
