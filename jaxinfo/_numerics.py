@@ -10,6 +10,12 @@ Everything numerically delicate lives here, once:
   value is;
 * a masked, max-shifted log-partition for logits that survives ``-inf``
   (masked) classes, huge logits and rows in which every class is masked;
+  with ``axis_name``, the same over classes split across devices (partial
+  maxima and sums combined with ``lax.pmax`` / ``lax.psum``);
+* a streaming log-sum-exp for logits that arrive one block of classes at a
+  time, and the combination of per-device log-partitions;
+* shard_map's varying-axes types, so that custom derivatives sum the
+  cotangents of replicated inputs;
 * unit conversion (nats, bits, any base, possibly traced).
 
 The public measures are written as their equations on top of these helpers.
@@ -28,6 +34,7 @@ from __future__ import annotations
 
 import functools
 import operator
+from collections.abc import Hashable
 from typing import NamedTuple
 
 import jax
@@ -38,6 +45,7 @@ from jax.custom_derivatives import SymbolicZero
 from jax.typing import ArrayLike
 
 Array = jax.Array
+AxisName = Hashable
 
 # --------------------------------------------------------------------------
 # dtype policy and argument checks
@@ -58,13 +66,14 @@ def _from_sequence(x: object) -> object:
     return x
 
 
-def as_float_array(x: ArrayLike, name: str) -> Array:
-    """Returns ``x`` as a floating array in its computation dtype.
+def as_real_array(x: ArrayLike, name: str) -> Array:
+    """Returns ``x`` as a floating array, keeping its float dtype (bf16 stays bf16).
 
-    Integers (and unsigned integers) are promoted to JAX's default float type;
-    bfloat16 and float16 are computed in float32; float32 and float64 are kept.
+    Integers (and unsigned integers) are promoted to JAX's default float type.
     Booleans, complex numbers and non-numeric input raise a TypeError that names
-    the argument.
+    the argument. Used where the caller decides when to widen (a matmul in
+    bfloat16 that accumulates in float32, say); elsewhere use
+    :func:`as_float_array`.
     """
     x = _from_sequence(x)
     try:
@@ -82,7 +91,21 @@ def as_float_array(x: ArrayLike, name: str) -> Array:
         jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer)
     ):
         raise TypeError(f"{name} must have a real numeric dtype (float or int), got dtype {dtype}.")
-    return jnp.asarray(x, dtype=compute_dtype(dtype))
+    if not jnp.issubdtype(dtype, jnp.floating):
+        dtype = jnp.result_type(float)
+    return jnp.asarray(x, dtype=dtype)
+
+
+def as_float_array(x: ArrayLike, name: str) -> Array:
+    """Returns ``x`` as a floating array in its computation dtype.
+
+    Integers (and unsigned integers) are promoted to JAX's default float type;
+    bfloat16 and float16 are computed in float32; float32 and float64 are kept.
+    Booleans, complex numbers and non-numeric input raise a TypeError that names
+    the argument.
+    """
+    x = as_real_array(x, name)
+    return x.astype(compute_dtype(x.dtype))
 
 
 def compute_dtype(*dtypes) -> np.dtype:
@@ -263,8 +286,21 @@ def xlogx(x: Array) -> Array:
 @xlogx.defjvp
 def _xlogx_jvp(primals, tangents):
     (x,), (dx,) = primals, tangents
+    return xlogx(x), (clamped_log(x) + 1) * dx
+
+
+def clamped_log(x: Array) -> Array:
+    """``log(x)`` with ``x`` clamped below at the smallest normal number.
+
+    The logarithm in the derivative of :func:`xlogx`: finite at 0
+    (``log(tiny)``), so that ``0 * clamped_log(0) = 0``, with a zero derivative
+    below ``tiny`` and a finite second derivative (the clamp is a select: the
+    derivative rule of ``maximum`` would make that NaN at 0). A select is not
+    fused into a reduction on XLA:CPU; in a value that is summed, prefer
+    ``maximum(log(x), log(tiny))`` as :func:`xlogx` does.
+    """
     tiny = jnp.finfo(x.dtype).tiny
-    return xlogx(x), (jnp.log(jnp.where(x > tiny, x, tiny)) + 1) * dx
+    return jnp.log(jnp.where(x > tiny, x, tiny))
 
 
 def _tangent(t) -> Array | None:
@@ -363,7 +399,7 @@ def _xlog_from_log_jvp(primals, tangents):
     return out, _linear(out, (log_y, dx), (x, dlog_y))
 
 
-def row_sum(x: Array, axis: int, narrow: ArrayLike | None = None) -> Array:
+def row_sum(x: Array, axis: int | tuple[int, ...], narrow: ArrayLike | None = None) -> Array:
     """Sum of ``x`` along ``axis`` (kept).
 
     ``narrow``: the input ``x`` was widened from (bfloat16 or an integer type
@@ -380,8 +416,8 @@ def row_sum(x: Array, axis: int, narrow: ArrayLike | None = None) -> Array:
     return jnp.sum(x, axis=axis, keepdims=True)
 
 
-def safe_total(x: Array, axis: int, narrow: ArrayLike | None = None) -> Array:
-    """Sum along ``axis`` (kept), with empty or all-zero rows replaced by 1.
+def safe_total(x: Array, axis: int | tuple[int, ...], narrow: ArrayLike | None = None) -> Array:
+    """Sum along ``axis`` (an int or a tuple; kept), with empty or all-zero rows replaced by 1.
 
     ``narrow`` as in :func:`row_sum`.
     """
@@ -413,21 +449,32 @@ class Shifted(NamedTuple):
     nonempty: Array
 
 
-def shift_logits(logits: Array, axis: int, mask: Array | None) -> Shifted:
+def shift_logits(
+    logits: Array, axis: int, mask: Array | None, axis_name: AxisName | None = None
+) -> Shifted:
     """Masks and max-shifts logits; computes the partition function once.
 
     The maximum is taken under ``stop_gradient`` (softmax is shift-invariant)
     and replaced by 0 when it is not finite, which happens only on rows whose
     classes are all masked or ``-inf``.
+
+    With ``axis_name``, ``logits`` holds this device's slice of the classes
+    (inside ``shard_map``) and the maximum and the partition function are
+    combined across the devices of that mesh axis (``pmax``, ``psum``), so
+    every device gets the row's global ``log_z``; ``s`` and ``exp_s`` stay local.
     """
     if mask is not None:
         logits = jnp.where(mask, logits, -jnp.inf)
     m = lax.stop_gradient(jnp.max(logits, axis=axis, keepdims=True))
+    if axis_name is not None:
+        # The shift needs no gradient; stop_gradient before the collective
+        # keeps pmax out of differentiation altogether.
+        m = lax.pmax(m, axis_name)
     nonempty = m > -jnp.inf
     m = _finite_or_zero(m)
     s = logits - m
     exp_s = jnp.exp(s)
-    z = jnp.sum(exp_s, axis=axis, keepdims=True)
+    z = class_sum(exp_s, axis, axis_name)
     z = jnp.where(z > 0, z, jnp.ones_like(z))
     return Shifted(s=s, log_z=jnp.log(z), exp_s=exp_s, z=z, nonempty=nonempty)
 
@@ -516,47 +563,68 @@ def _label_nll_jvp(axis, primals, tangents):
     return nll, jnp.where(z > 0, dnll, jnp.zeros_like(dnll))
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
-def softmax_cross_entropy(p: Array, logits: Array, axis: int) -> Array:
+def softmax_cross_entropy(
+    p: Array, logits: Array, axis: int, axis_name: AxisName | None = None
+) -> Array:
     """``-sum(p * log_softmax(logits)) / sum(p)`` along ``axis`` (kept).
 
     ``p >= 0`` is normalised; rows with ``sum(p) = 0`` give 0; ``p > 0`` on a
-    ``-inf`` logit gives ``+inf`` and ``p = 0`` there contributes 0.
+    ``-inf`` logit gives ``+inf`` and ``p = 0`` there contributes 0. With
+    ``axis_name`` the classes are split across devices (see
+    :func:`shift_logits`).
 
-    The value is the chain ``max -> sum(exp) -> sum(p * log_softmax)`` with
-    arithmetic guards only, which XLA:CPU fuses into one loop as it does for
-    optax's loss (the sum of ``p`` is the price of the normalisation). The
-    derivative is that of :func:`_softmax_cross_entropy_reference`.
+    Without ``axis_name`` the value is the chain ``max -> sum(exp) ->
+    sum(p * log_softmax)`` with arithmetic guards only, which XLA:CPU fuses into
+    one loop as it does for optax's loss (the sum of ``p`` is the price of the
+    normalisation); its derivative is that of the reference formula, whose
+    reverse pass is the faster.
     """
+    if axis_name is not None:
+        return _softmax_cross_entropy_reference(p, logits, axis, axis_name)
+    return _softmax_cross_entropy_fused(p, logits, axis)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
+def _softmax_cross_entropy_fused(p: Array, logits: Array, axis: int) -> Array:
     _, log_q = _softmax_fused(logits, axis)
     total = jnp.sum(p, axis=axis, keepdims=True)
     weighted = jnp.sum(xlog_from_log(p, log_q), axis=axis, keepdims=True)
     return jnp.where(total > 0, -weighted / jnp.where(total > 0, total, 1.0), 0.0)
 
 
-def _softmax_cross_entropy_reference(p: Array, logits: Array, axis: int) -> Array:
-    sh = shift_logits(logits, axis, None)
-    sum_p = jnp.sum(p, axis=axis, keepdims=True)
+def _softmax_cross_entropy_reference(
+    p: Array, logits: Array, axis: int, axis_name: AxisName | None = None
+) -> Array:
+    sh = shift_logits(logits, axis, None, axis_name)
+    sum_p = class_sum(p, axis, axis_name)
     total_p = jnp.where(sum_p > 0, sum_p, jnp.ones_like(sum_p))
-    weighted = jnp.sum(xlog_from_log(p, sh.s), axis=axis, keepdims=True)
+    weighted = class_sum(xlog_from_log(p, sh.s), axis, axis_name)
     ce = sh.log_z - weighted / total_p
     return jnp.where(sum_p > 0, ce, jnp.zeros_like(ce))
 
 
-@softmax_cross_entropy.defjvp
+@_softmax_cross_entropy_fused.defjvp
 def _softmax_cross_entropy_jvp(axis, primals, tangents):
     reference = functools.partial(_softmax_cross_entropy_reference, axis=axis)
     return jax.jvp(reference, primals, tangents)
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
-def softmax_entropy(logits: Array, axis: int) -> Array:
+def softmax_entropy(logits: Array, axis: int, axis_name: AxisName | None = None) -> Array:
     """``-sum(softmax * log_softmax)`` along ``axis`` (kept); 0 on empty rows.
 
-    The value is computed as a chain of reductions with arithmetic guards, which
-    XLA:CPU fuses into one loop with no temporary array; its derivative is that
-    of :func:`_softmax_entropy_reference`, whose backward pass is the faster.
+    With ``axis_name`` the classes are split across devices (see
+    :func:`shift_logits`). Without, the value is a chain of reductions with
+    arithmetic guards, which XLA:CPU fuses into one loop with no temporary
+    array; its derivative is that of the reference formula, whose reverse pass
+    is the faster.
     """
+    if axis_name is not None:
+        return _softmax_entropy_reference(logits, axis, axis_name)
+    return _softmax_entropy_fused(logits, axis)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+def _softmax_entropy_fused(logits: Array, axis: int) -> Array:
     # log z - sum(q * s) with q = exp(s - log z) recomputed, not exp(s) / z:
     # XLA factors a division by z out of the sum, which turns the chain into
     # two sibling sums of one exp that XLA:CPU runs ten times slower. Exact
@@ -566,26 +634,37 @@ def softmax_entropy(logits: Array, axis: int) -> Array:
     return log_z - jnp.sum(jnp.exp(s - log_z) * finite_floor(s), axis=axis, keepdims=True)
 
 
-def _softmax_entropy_reference(logits: Array, axis: int) -> Array:
-    sh = shift_logits(logits, axis, None)
-    weighted = jnp.sum(sh.exp_s * finite_floor(sh.s), axis=axis, keepdims=True)
+def _softmax_entropy_reference(
+    logits: Array, axis: int, axis_name: AxisName | None = None
+) -> Array:
+    sh = shift_logits(logits, axis, None, axis_name)
+    weighted = class_sum(sh.exp_s * finite_floor(sh.s), axis, axis_name)
     return sh.log_z - weighted / sh.z
 
 
-@softmax_entropy.defjvp
+@_softmax_entropy_fused.defjvp
 def _softmax_entropy_jvp(axis, primals, tangents):
     return jax.jvp(functools.partial(_softmax_entropy_reference, axis=axis), primals, tangents)
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
-def softmax_kl_divergence(p_logits: Array, q_logits: Array, axis: int) -> Array:
+def softmax_kl_divergence(
+    p_logits: Array, q_logits: Array, axis: int, axis_name: AxisName | None = None
+) -> Array:
     """``sum(p * (log p - log q))`` for ``p, q = softmax(p_logits), softmax(q_logits)``.
 
     Along ``axis`` (kept). Classes with ``p = 0`` contribute 0, also where
     ``q = 0``; ``q = 0 < p`` gives ``+inf``; rows where ``p`` is empty give 0.
-    The value is a fused chain of reductions, as in :func:`softmax_entropy`;
-    the derivative is that of :func:`_softmax_kl_divergence_reference`.
+    With ``axis_name`` the classes are split across devices; without, the
+    value is a fused chain of reductions, as in :func:`softmax_entropy`, and
+    the derivative that of the reference formula.
     """
+    if axis_name is not None:
+        return _softmax_kl_divergence_reference(p_logits, q_logits, axis, axis_name)
+    return _softmax_kl_divergence_fused(p_logits, q_logits, axis)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
+def _softmax_kl_divergence_fused(p_logits: Array, q_logits: Array, axis: int) -> Array:
     p, log_p = _softmax_fused(p_logits, axis)
     _, log_q = _softmax_fused(q_logits, axis)
     # p * (log p - log q) written as -p * (log q - log p), so that a -inf lands
@@ -594,27 +673,149 @@ def softmax_kl_divergence(p_logits: Array, q_logits: Array, axis: int) -> Array:
     return jnp.sum(terms, axis=axis, keepdims=True)
 
 
-def _softmax_kl_divergence_reference(p_logits: Array, q_logits: Array, axis: int) -> Array:
-    sa = shift_logits(p_logits, axis, None)
-    sb = shift_logits(q_logits, axis, None)
+def _softmax_kl_divergence_reference(
+    p_logits: Array, q_logits: Array, axis: int, axis_name: AxisName | None = None
+) -> Array:
+    sa = shift_logits(p_logits, axis, None, axis_name)
+    sb = shift_logits(q_logits, axis, None, axis_name)
     # Classes outside P's support (exp_s == 0, masked or underflowed) contribute
     # 0; the difference is replaced there *before* the product so that neither
     # its value nor its gradient can be 0 * inf.
     diff = jnp.where(sa.exp_s == 0, jnp.zeros_like(sa.s), sa.s - sb.s)
-    weighted = jnp.sum(sa.exp_s * diff, axis=axis, keepdims=True) / sa.z
+    weighted = class_sum(sa.exp_s * diff, axis, axis_name) / sa.z
     kl = weighted - sa.log_z + sb.log_z
     return jnp.where(sa.nonempty, kl, jnp.zeros_like(kl))
 
 
-@softmax_kl_divergence.defjvp
+@_softmax_kl_divergence_fused.defjvp
 def _softmax_kl_divergence_jvp(axis, primals, tangents):
     reference = functools.partial(_softmax_kl_divergence_reference, axis=axis)
     return jax.jvp(reference, primals, tangents)
 
 
-def class_ids(shape: tuple[int, ...], axis: int) -> Array:
-    """Class index along ``axis``, broadcast to ``shape`` (int32)."""
-    return lax.broadcasted_iota(jnp.int32, shape, axis)
+def class_sum(x: Array, axis: int, axis_name: AxisName | None = None) -> Array:
+    """Sum along the class axis (kept), and across the devices of ``axis_name``.
+
+    ``lax.psum`` of a per-device partial sum: its transpose hands each device
+    the cotangent of its own classes, so gradients stay local.
+    """
+    total = jnp.sum(x, axis=axis, keepdims=True)
+    if axis_name is not None:
+        total = lax.psum(total, axis_name)
+    return total
+
+
+def class_ids(shape: tuple[int, ...], axis: int, axis_name: AxisName | None = None) -> Array:
+    """Global class index along ``axis``, broadcast to ``shape`` (int32).
+
+    With ``axis_name`` the classes are split in equal contiguous blocks across
+    the devices of that mesh axis, and device ``k`` holds the classes
+    ``k * shape[axis] ... (k + 1) * shape[axis] - 1``.
+    """
+    ids = lax.broadcasted_iota(jnp.int32, shape, axis)
+    if axis_name is not None:
+        ids = ids + class_offset(shape[axis], axis_name)
+    return ids
+
+
+def class_offset(local_classes: int, axis_name: AxisName | None) -> Array | int:
+    """Global id of this device's first class: ``axis_index * local_classes``."""
+    if axis_name is None:
+        return 0
+    return lax.axis_index(axis_name).astype(jnp.int32) * local_classes
+
+
+def num_classes(local_classes: int, axis_name: AxisName | None = None) -> int:
+    """Number of classes in all, over the devices of ``axis_name``."""
+    if axis_name is None:
+        return local_classes
+    return local_classes * lax.axis_size(axis_name)
+
+
+# --------------------------------------------------------------------------
+# streaming log-sum-exp (for logits produced one block of classes at a time)
+# --------------------------------------------------------------------------
+
+
+def lse_init(like: Array) -> tuple[Array, Array]:
+    """Empty running ``(max, sum of exp(logit - max))``, shaped and typed as ``like``.
+
+    The running max starts at the most negative finite number, not ``-inf``,
+    so that the first update rescales by ``exp(min - m) = 0`` instead of
+    computing ``exp(-inf + inf)``.
+    """
+    m = jnp.full_like(like, jnp.finfo(like.dtype).min)
+    return m, jnp.zeros_like(like)
+
+
+def lse_update(m: Array, s: Array, logits: Array) -> tuple[Array, Array]:
+    """Folds a block of logits (last axis; ``-inf`` = masked) into ``(m, s)``.
+
+    The online softmax recurrence: ``m' = max(m, max block)``,
+    ``s' = s·exp(m - m') + Σ exp(block - m')``; at the end
+    ``log-sum-exp = m + log s``.
+    """
+    m_new = jnp.maximum(m, jnp.max(logits, axis=-1))
+    s = s * jnp.exp(m - m_new) + jnp.sum(jnp.exp(logits - m_new[..., None]), axis=-1)
+    return m_new, s
+
+
+def combine_log_partitions(log_z: Array, axis_name: AxisName | None = None) -> Array:
+    """``log Σ_k exp(log_z_k)`` over the devices ``k`` of ``axis_name`` (identity if None).
+
+    Each device holds the log-partition of its own block of classes; the
+    result is the log-partition over all of them, on every device. Shifted
+    by the maximum (under ``stop_gradient``, as in :func:`shift_logits`), so
+    the derivative with respect to each ``log_z_k`` is its device's share
+    ``exp(log_z_k - result)``.
+    """
+    if axis_name is None:
+        return log_z
+    m = lax.pmax(lax.stop_gradient(log_z), axis_name)
+    m = jnp.where(jnp.isfinite(m), m, jnp.zeros_like(m))
+    return m + jnp.log(lax.psum(jnp.exp(log_z - m), axis_name))
+
+
+# --------------------------------------------------------------------------
+# shard_map's varying-axes types
+# --------------------------------------------------------------------------
+
+
+def varying_axes(x: Array) -> frozenset:
+    """The mesh axes along which ``x`` varies inside ``shard_map`` (else empty)."""
+    aval = jax.typeof(x)
+    mat = getattr(aval, "mat", None)  # jax >= 0.9: aval.mat.varying
+    if mat is not None:
+        return frozenset(mat.varying)
+    return frozenset(getattr(aval, "vma", ()))
+
+
+def match_varying(*xs: Array) -> list[Array]:
+    """Casts arrays to vary along the union of the mesh axes any of them varies on.
+
+    A ``custom_vjp`` must return cotangents typed like its inputs. Inside
+    ``shard_map``, an input replicated across a mesh axis (``x`` across the
+    devices that split the vocabulary, say) receives per-device partial
+    cotangents; casting it to "varying" *before* the ``custom_vjp`` lets
+    the cast's transpose (a ``psum``) add those partials up, as JAX's own
+    autodiff does for ordinary operations. Outside ``shard_map`` this is a
+    no-op that adds nothing to the program.
+    """
+    axes = [varying_axes(x) for x in xs]
+    union = frozenset().union(*axes)
+    out = []
+    for x, have in zip(xs, axes, strict=True):
+        missing = tuple(sorted(union - have, key=str))
+        if missing:
+            x = _pcast_varying(x, missing)
+        out.append(x)
+    return out
+
+
+def _pcast_varying(x: Array, axes: tuple) -> Array:
+    if hasattr(lax, "pcast"):
+        return lax.pcast(x, axes, to="varying")
+    return lax.pvary(x, axes)  # jax < 0.8.2
 
 
 def finite_floor(x: Array) -> Array:

@@ -18,6 +18,7 @@ from jax.typing import ArrayLike
 from jaxinfo import _numerics as nx
 
 Array = nx.Array
+AxisName = nx.AxisName
 
 
 def _prepare(x, name, axis, where):
@@ -225,6 +226,7 @@ def entropy_from_logits(
     where: ArrayLike | None = None,
     base: ArrayLike | None = None,
     keepdims: bool = False,
+    axis_name: AxisName | None = None,
 ) -> Array:
     r"""Entropy of ``softmax(logits)`` along an axis, without forming it.
 
@@ -240,6 +242,11 @@ def entropy_from_logits(
         leave the normalisation and receive zero gradient.
       base: logarithm base; ``None`` for nats, ``2`` for bits.
       keepdims: keep the reduced axis with size one.
+      axis_name: for vocabulary (tensor) parallelism inside ``shard_map``:
+        the mesh axis across which the classes along ``axis`` are split in
+        equal contiguous blocks. Each device passes its block and gets the
+        result over all classes (partial maxima and sums are combined with
+        ``lax.pmax`` / ``lax.psum``). ``None``: every class is local.
 
     Returns:
       The entropy with ``axis`` reduced; 0 for rows with every class masked.
@@ -253,7 +260,7 @@ def entropy_from_logits(
     logits, axis, mask = _prepare(logits, "logits", axis, where)
     if mask is not None:
         logits = jnp.where(mask, logits, -jnp.inf)
-    h = nx.softmax_entropy(logits, axis)
+    h = nx.softmax_entropy(logits, axis, axis_name)
     return nx.finish(h, axis, keepdims, base)
 
 
@@ -265,6 +272,7 @@ def cross_entropy_from_logits(
     where: ArrayLike | None = None,
     base: ArrayLike | None = None,
     keepdims: bool = False,
+    axis_name: AxisName | None = None,
 ) -> Array:
     r"""Cross-entropy of ``softmax(logits)`` against target probabilities ``p``.
 
@@ -282,6 +290,11 @@ def cross_entropy_from_logits(
       where: optional boolean mask of classes to include.
       base: logarithm base; ``None`` for nats, ``2`` for bits.
       keepdims: keep the reduced axis with size one.
+      axis_name: for vocabulary (tensor) parallelism inside ``shard_map``:
+        the mesh axis across which the classes along ``axis`` are split in
+        equal contiguous blocks. Each device passes its block and gets the
+        result over all classes (partial maxima and sums are combined with
+        ``lax.pmax`` / ``lax.psum``). ``None``: every class is local.
 
     Returns:
       ``H(P, Q)`` with ``axis`` reduced; ``inf`` if ``p > 0`` on a class whose
@@ -299,7 +312,7 @@ def cross_entropy_from_logits(
     if mask is not None:
         p = jnp.where(mask, p, jnp.zeros_like(p))
         logits = jnp.where(mask, logits, -jnp.inf)
-    ce = nx.softmax_cross_entropy(p, logits, axis)
+    ce = nx.softmax_cross_entropy(p, logits, axis, axis_name)
     return nx.finish(ce, axis, keepdims, base)
 
 
@@ -311,6 +324,7 @@ def kl_divergence_from_logits(
     where: ArrayLike | None = None,
     base: ArrayLike | None = None,
     keepdims: bool = False,
+    axis_name: AxisName | None = None,
 ) -> Array:
     r"""KL divergence ``D(P‖Q)`` between ``softmax(p_logits)`` and ``softmax(q_logits)``.
 
@@ -324,6 +338,11 @@ def kl_divergence_from_logits(
       where: optional boolean mask of classes to include (applies to both).
       base: logarithm base; ``None`` for nats, ``2`` for bits.
       keepdims: keep the reduced axis with size one.
+      axis_name: for vocabulary (tensor) parallelism inside ``shard_map``:
+        the mesh axis across which the classes along ``axis`` are split in
+        equal contiguous blocks. Each device passes its block and gets the
+        result over all classes (partial maxima and sums are combined with
+        ``lax.pmax`` / ``lax.psum``). ``None``: every class is local.
 
     Returns:
       ``D(P‖Q)`` with ``axis`` reduced; classes with ``p = 0`` contribute 0,
@@ -341,7 +360,7 @@ def kl_divergence_from_logits(
     if mask is not None:
         a = jnp.where(mask, a, -jnp.inf)
         b = jnp.where(mask, b, -jnp.inf)
-    kl = nx.softmax_kl_divergence(a, b, axis)
+    kl = nx.softmax_kl_divergence(a, b, axis, axis_name)
     return nx.finish(kl, axis, keepdims, base)
 
 
@@ -353,6 +372,7 @@ def cross_entropy_from_labels(
     where: ArrayLike | None = None,
     base: ArrayLike | None = None,
     label_smoothing: ArrayLike = 0.0,
+    axis_name: AxisName | None = None,
 ) -> Array:
     r"""Cross-entropy of ``softmax(logits)`` against integer class labels.
 
@@ -374,6 +394,12 @@ def cross_entropy_from_labels(
         include. A label on an excluded class has loss ``inf``.
       base: logarithm base; ``None`` for nats, ``2`` for bits.
       label_smoothing: ``ε`` in ``[0, 1]``; may be traced.
+      axis_name: for vocabulary (tensor) parallelism inside ``shard_map``:
+        the mesh axis across which the classes along ``axis`` are split in
+        equal contiguous blocks. Each device passes its block and gets the
+        result over all classes (partial maxima and sums are combined with
+        ``lax.pmax`` / ``lax.psum``). Labels stay global class ids.
+        ``None``: every class is local.
 
     Returns:
       The per-position loss, shaped like ``labels``.
@@ -397,22 +423,27 @@ def cross_entropy_from_labels(
         )
     nx.check_unit_interval(label_smoothing, "label_smoothing")
     mask = nx.as_mask(where, logits.shape, "logits")
-    num_classes = logits.shape[axis]
+    num_classes = nx.num_classes(logits.shape[axis], axis_name)
     y = jnp.expand_dims(labels, axis)
-    if isinstance(label_smoothing, (int, float)) and label_smoothing == 0:
+    no_smoothing = isinstance(label_smoothing, (int, float)) and label_smoothing == 0
+    if no_smoothing and axis_name is None:
+        # The common case, two passes over the logits and a gather.
         if mask is not None:
             logits = jnp.where(mask, logits, -jnp.inf)
         loss = nx.label_nll(logits, jnp.clip(y, 0, num_classes - 1), axis)
     else:
-        sh = nx.shift_logits(logits, axis, mask)
-        is_label = nx.class_ids(logits.shape, axis) == y
-        s_y = jnp.sum(jnp.where(is_label, sh.s, jnp.zeros_like(sh.s)), axis=axis, keepdims=True)
-        eps = jnp.asarray(label_smoothing, dtype=logits.dtype)
-        valid = sh.s > -jnp.inf
-        n_valid = jnp.sum(valid, axis=axis, keepdims=True).astype(logits.dtype)
-        s_sum = jnp.sum(jnp.where(valid, sh.s, jnp.zeros_like(sh.s)), axis=axis, keepdims=True)
-        s_mean = s_sum / jnp.maximum(n_valid, 1)
-        loss = sh.log_z - nx.xlog_from_log(1 - eps, s_y) - eps * s_mean
+        sh = nx.shift_logits(logits, axis, mask, axis_name)
+        is_label = nx.class_ids(logits.shape, axis, axis_name) == y
+        s_y = nx.class_sum(jnp.where(is_label, sh.s, jnp.zeros_like(sh.s)), axis, axis_name)
+        if no_smoothing:
+            loss = sh.log_z - s_y
+        else:
+            eps = jnp.asarray(label_smoothing, dtype=logits.dtype)
+            valid = sh.s > -jnp.inf
+            n_valid = nx.class_sum(valid, axis, axis_name).astype(logits.dtype)
+            s_sum = nx.class_sum(jnp.where(valid, sh.s, jnp.zeros_like(sh.s)), axis, axis_name)
+            s_mean = s_sum / jnp.maximum(n_valid, 1)
+            loss = sh.log_z - nx.xlog_from_log(1 - eps, s_y) - eps * s_mean
         loss = jnp.where(sh.nonempty, loss, jnp.zeros_like(loss))
     loss = jnp.where(y >= num_classes, jnp.full_like(loss, jnp.nan), loss)
     loss = jnp.where(y < 0, jnp.zeros_like(loss), loss)

@@ -94,7 +94,17 @@ def test_tables_name_every_measure_contender_and_configuration(report):
 def test_command_line_writes_json_and_prints_the_table(tmp_path, capsys):
     path = tmp_path / "out" / "cpu.json"
     got = run.main(
-        ["--quick", "--cases", "entropy", "--dtypes", "float32", "--repeats", "2", "--json", str(path)]
+        [
+            "--quick",
+            "--cases",
+            "entropy",
+            "--dtypes",
+            "float32",
+            "--repeats",
+            "2",
+            "--json",
+            str(path),
+        ]
     )
     printed = capsys.readouterr().out
     assert "| entropy | fwd | naive |" in printed

@@ -1,0 +1,35 @@
+"""Runs the multi-device tests in a process of their own, with 8 CPU devices.
+
+JAX fixes the number of CPU devices when it starts, from ``XLA_FLAGS``; this
+process started with one. ``tests/multidevice`` therefore runs in a fresh
+interpreter with ``--xla_force_host_platform_device_count=8``, and this test
+passes only if every test there ran and passed.
+"""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def test_multidevice_suite_passes_on_8_cpu_devices():
+    env = dict(os.environ)
+    env["XLA_FLAGS"] = (
+        env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
+    ).strip()
+    env["JAX_PLATFORMS"] = "cpu"
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "tests/multidevice", "-q", "-p", "no:cacheprovider"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert " passed" in output, output
+    assert "skipped" not in output, output
