@@ -70,7 +70,7 @@ def main(argv=None) -> dict:
     shapes = args.shapes or (suite.QUICK_SHAPES if args.quick else suite.DEFAULT_SHAPES)
     dtypes = args.dtypes.split(",") if args.dtypes else suite.DEFAULT_DTYPES
     modes = args.modes.split(",") if args.modes else suite.MODES
-    repeats = args.repeats or (3 if args.quick else 15)
+    repeats = args.repeats or (3 if args.quick else 21)
     min_time = args.min_time or (0.001 if args.quick else 0.02)
 
     def progress(ms):

@@ -569,7 +569,9 @@ def softmax_cross_entropy(
     """``-sum(p * log_softmax(logits)) / sum(p)`` along ``axis`` (kept).
 
     ``p >= 0`` is normalised; rows with ``sum(p) = 0`` give 0; ``p > 0`` on a
-    ``-inf`` logit gives ``+inf`` and ``p = 0`` there contributes 0. With
+    ``-inf`` logit gives ``+inf`` and ``p = 0`` there contributes 0. ``p`` may
+    be narrower than ``logits`` (bfloat16 targets): it is widened to their
+    dtype, once for each of its two sums (see :func:`row_sum`). With
     ``axis_name`` the classes are split across devices (see
     :func:`shift_logits`).
 
@@ -587,14 +589,16 @@ def softmax_cross_entropy(
 @functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
 def _softmax_cross_entropy_fused(p: Array, logits: Array, axis: int) -> Array:
     _, log_q = _softmax_fused(logits, axis)
-    total = jnp.sum(p, axis=axis, keepdims=True)
-    weighted = jnp.sum(xlog_from_log(p, log_q), axis=axis, keepdims=True)
+    wide = p.astype(logits.dtype)
+    total = row_sum(wide, axis, p)
+    weighted = jnp.sum(xlog_from_log(wide, log_q), axis=axis, keepdims=True)
     return jnp.where(total > 0, -weighted / jnp.where(total > 0, total, 1.0), 0.0)
 
 
 def _softmax_cross_entropy_reference(
     p: Array, logits: Array, axis: int, axis_name: AxisName | None = None
 ) -> Array:
+    p = p.astype(logits.dtype)
     sh = shift_logits(logits, axis, None, axis_name)
     sum_p = class_sum(p, axis, axis_name)
     total_p = jnp.where(sum_p > 0, sum_p, jnp.ones_like(sum_p))

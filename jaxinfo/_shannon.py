@@ -307,11 +307,15 @@ def cross_entropy_from_logits(
       Array(1., dtype=float32)
     """
     nx.check_base(base)
+    narrow = p
     p, logits, axis = _prepare_pair(p, logits, "p", "logits", axis, None)
+    narrow = nx.as_real_array(narrow, "p")
     mask = nx.as_mask(where, logits.shape, "logits")
     if mask is not None:
         p = jnp.where(mask, p, jnp.zeros_like(p))
         logits = jnp.where(mask, logits, -jnp.inf)
+    elif narrow.shape == p.shape:
+        p = narrow  # bfloat16 targets are widened inside, where it fuses
     ce = nx.softmax_cross_entropy(p, logits, axis, axis_name)
     return nx.finish(ce, axis, keepdims, base)
 
