@@ -1,6 +1,6 @@
 """Runs the jaxinfo benchmark suite and prints its tables.
 
-    python -m benchmarks.run                      # the full CPU suite (~10 min)
+    python -m benchmarks.run                      # the full CPU suite (~5 min on 2 cores)
     python -m benchmarks.run --quick              # tiny shapes, a few seconds
     python -m benchmarks.run --json benchmarks/results/cpu.json
     python -m benchmarks.run --device gpu --shapes 65536x32768 --dtypes float32
