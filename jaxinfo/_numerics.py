@@ -68,7 +68,11 @@ def compute_dtype(*dtypes) -> np.dtype:
     dtype = jnp.result_type(*dtypes)
     if not jnp.issubdtype(dtype, jnp.floating):
         dtype = jnp.result_type(float)  # default float: float32, or float64 under x64
-    return jnp.promote_types(dtype, jnp.float32)
+    # Widen by width, not by promotion: under jax_numpy_dtype_promotion="strict"
+    # float16 and bfloat16 have no implicit promotion path to float32.
+    if jnp.finfo(dtype).bits < 32:
+        return np.dtype(np.float32)
+    return np.dtype(dtype)
 
 
 def as_float_arrays(*named: tuple[ArrayLike, str]) -> list[Array]:
