@@ -107,8 +107,8 @@ def entropy(
     p, axis, mask = _prepare(p, "p", axis, where)
     if mask is not None:
         p = jnp.where(mask, p, jnp.zeros_like(p))
-    total = nx.safe_total(p, axis)
-    h = jnp.log(total) - jnp.sum(nx.xlogx(p), axis=axis, keepdims=True) / total
+    sp = nx.scale_by_max(p, axis)
+    h = jnp.log(sp.total) - jnp.sum(nx.xlogx(sp.x), axis=axis, keepdims=True) / sp.total
     return nx.finish(h, axis, keepdims, base)
 
 
@@ -154,11 +154,10 @@ def cross_entropy(
     """
     nx.check_base(base)
     p, q, axis = _prepare_pair(p, q, "p", "q", axis, where)
-    sum_p = jnp.sum(p, axis=axis, keepdims=True)
-    total_p = jnp.where(sum_p > 0, sum_p, jnp.ones_like(sum_p))
-    total_q = nx.safe_total(q, axis)
-    ce = jnp.log(total_q) - jnp.sum(nx.xlogy(p, q), axis=axis, keepdims=True) / total_p
-    ce = jnp.where(sum_p > 0, ce, jnp.zeros_like(ce))
+    sp = nx.scale_by_max(p, axis)
+    log_total_q = nx.scale_by_max(q, axis).log_total
+    ce = log_total_q - jnp.sum(nx.xlogy(sp.x, q), axis=axis, keepdims=True) / sp.total
+    ce = jnp.where(sp.nonempty, ce, jnp.zeros_like(ce))
     return nx.finish(ce, axis, keepdims, base)
 
 
@@ -204,13 +203,13 @@ def kl_divergence(
     """
     nx.check_base(base)
     p, q, axis = _prepare_pair(p, q, "p", "q", axis, where)
-    sum_p = jnp.sum(p, axis=axis, keepdims=True)
-    total_p = jnp.where(sum_p > 0, sum_p, jnp.ones_like(sum_p))
-    total_q = nx.safe_total(q, axis)
-    terms = nx.xlogx(p) - nx.xlogy(p, q)
-    kl = jnp.sum(terms, axis=axis, keepdims=True) / total_p
-    kl = kl - jnp.log(total_p) + jnp.log(total_q)
-    kl = jnp.where(sum_p > 0, kl, jnp.zeros_like(kl))
+    sp = nx.scale_by_max(p, axis)
+    sq = nx.scale_by_max(q, axis)
+    # p_i / sum(p) * (log p_i - log q_i), weighted by the scaled p: identical
+    # inputs cancel exactly, term by term and in the log-totals.
+    terms = nx.xlogy(sp.x, p) - nx.xlogy(sp.x, q)
+    kl = jnp.sum(terms, axis=axis, keepdims=True) / sp.total - sp.log_total + sq.log_total
+    kl = jnp.where(sp.nonempty, kl, jnp.zeros_like(kl))
     return nx.finish(kl, axis, keepdims, base)
 
 
@@ -295,11 +294,10 @@ def cross_entropy_from_logits(
     if mask is not None:
         p = jnp.where(mask, p, jnp.zeros_like(p))
     sh = nx.shift_logits(logits, axis, mask)
-    sum_p = jnp.sum(p, axis=axis, keepdims=True)
-    total_p = jnp.where(sum_p > 0, sum_p, jnp.ones_like(sum_p))
-    weighted = jnp.sum(nx.xlog_from_log(p, sh.s), axis=axis, keepdims=True)
-    ce = sh.log_z - weighted / total_p
-    ce = jnp.where(sum_p > 0, ce, jnp.zeros_like(ce))
+    sp = nx.scale_by_max(p, axis)
+    weighted = jnp.sum(nx.xlog_from_log(sp.x, sh.s), axis=axis, keepdims=True)
+    ce = sh.log_z - weighted / sp.total
+    ce = jnp.where(sp.nonempty, ce, jnp.zeros_like(ce))
     return nx.finish(ce, axis, keepdims, base)
 
 

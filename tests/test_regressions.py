@@ -30,3 +30,88 @@ def test_low_precision_inputs_under_strict_promotion(dtype):
     np.testing.assert_allclose(
         [h, ce, kl, ce_labels], [math.log(2), math.log(2), 0, math.log(2)], rtol=1e-6, atol=1e-7
     )
+
+
+TINY = float(jnp.finfo(jnp.float32).tiny)  # 1.18e-38, the smallest normal float32
+F32 = jnp.float32
+
+
+# Probabilities are normalised along the axis, so weights of any size are valid
+# input. Found: weights near the float32 maximum overflowed (p log p, or the row
+# sum) and rows of weights near the smallest normal number lost their products
+# p log q to flush-to-zero, or got NaN gradients of order 1 / sum(p)**2. Fixed
+# by dividing each row by its maximum first (_numerics.scale_by_max).
+
+
+@pytest.mark.parametrize("big", [1e37, 3e38])
+def test_entropy_of_huge_weights(big):
+    # was -inf (1e37: p log p overflows) and NaN (3e38: the sum overflows)
+    np.testing.assert_allclose(jaxinfo.entropy(jnp.array([big, big], F32)), math.log(2), rtol=1e-6)
+
+
+def test_entropy_gradient_of_tiny_weights():
+    # was [nan, nan]: 1 / sum(p)**2 overflowed; the uniform row is a maximum
+    g = jax.grad(jaxinfo.entropy)(jnp.array([TINY, TINY], F32))
+    np.testing.assert_array_equal(g, [0.0, 0.0])
+
+
+def test_cross_entropy_of_tiny_weights():
+    # was 0.6931 = log 2: p * log q underflowed to zero, leaving only log(sum q)
+    got = jaxinfo.cross_entropy(jnp.array([TINY, TINY], F32), jnp.array([0.25, 0.75], F32))
+    want = -(0.5 * math.log(0.25) + 0.5 * math.log(0.75))
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+def test_cross_entropy_of_huge_weights():
+    q = jnp.array([0.25, 0.75], F32)
+    want = -(0.5 * math.log(0.25) + 0.5 * math.log(0.75))
+    # was nan: sum(p) overflowed to inf
+    np.testing.assert_allclose(
+        jaxinfo.cross_entropy(jnp.array([3e38, 3e38], F32), q), want, rtol=1e-5
+    )
+    # was inf: log(sum(q)) overflowed
+    got = jaxinfo.cross_entropy(jnp.array([0.5, 0.5], F32), jnp.array([3e38, 3e38], F32))
+    np.testing.assert_allclose(got, math.log(2), rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "p, q, want",
+    [
+        ([0.5, 0.5], [3e38, 3e38], 0.0),  # was inf: log(sum(q)) overflowed
+        ([1e37, 1e37], [0.5, 0.5], 0.0),  # was inf: p log p overflowed
+        ([TINY, 0.0], [0.5, 0.5], math.log(2)),  # was 0: p log p flushed to zero
+    ],
+)
+def test_kl_divergence_of_extreme_weights(p, q, want):
+    got = jaxinfo.kl_divergence(jnp.array(p, F32), jnp.array(q, F32))
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_cross_entropy_from_logits_of_extreme_weights():
+    logits = jnp.array([0.0, 1.0], F32)
+    want = math.log1p(math.e) - 0.5  # p = (1/2, 1/2)
+    # was log(1 + e) = 1.3133: sum(p) overflowed and the p-weighted sum vanished
+    got = jaxinfo.cross_entropy_from_logits(jnp.array([3e38, 3e38], F32), logits)
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    # was [-inf, -inf]; the true gradient, (-log q_i - H) / sum(p), is about 2e37
+    g = jax.grad(jaxinfo.cross_entropy_from_logits)(jnp.array([TINY, TINY], F32), logits)
+    assert np.all(np.isfinite(g))
+    np.testing.assert_allclose(g * (2 * TINY), [0.5, -0.5], rtol=1e-5)
+
+
+def test_scaled_weights_survive_xla_reciprocal():
+    # Found while fixing the above: XLA compiles w / max(w) as w * (1 / max(w)),
+    # and 1 / 3.4e38 is subnormal, flushed to zero on CPU: a row of bfloat16
+    # maxima had entropy 0. The divisor is clipped to [tiny, 1 / tiny].
+    p = jnp.full((9,), jnp.finfo(jnp.bfloat16).max, jnp.bfloat16)
+    np.testing.assert_allclose(jax.jit(jaxinfo.entropy)(p), math.log(9), rtol=1e-6)
+
+
+def test_gradient_on_a_row_of_subnormals_is_finite():
+    # Found while fixing the above: a row whose maximum is subnormal is empty
+    # where the platform flushes subnormals (CPU), but its exponent is not; a
+    # scale of 2**127 made the (one-sided) gradient inf. Such rows are not
+    # scaled now, as before the fix.
+    p = jnp.array([9.18355e-41], jnp.bfloat16)  # the smallest bfloat16
+    assert np.all(np.isfinite(jax.grad(jaxinfo.entropy)(p).astype(F32)))
+    assert np.all(np.isfinite(jax.jacfwd(jaxinfo.entropy)(p)))
