@@ -295,8 +295,10 @@ def cross_entropy_from_logits(
         p = jnp.where(mask, p, jnp.zeros_like(p))
     sh = nx.shift_logits(logits, axis, mask)
     sp = nx.scale_by_max(p, axis)
-    weighted = jnp.sum(nx.xlog_from_log(sp.x, sh.s), axis=axis, keepdims=True)
-    ce = sh.log_z - weighted / sp.total
+    # p is normalised inside the sum: with logits near the float maximum the
+    # sum of p_i * s_i before dividing by sum(p) could overflow.
+    weighted = jnp.sum(nx.xlog_from_log(sp.x / sp.total, sh.s), axis=axis, keepdims=True)
+    ce = sh.log_z - weighted
     ce = jnp.where(sp.nonempty, ce, jnp.zeros_like(ce))
     return nx.finish(ce, axis, keepdims, base)
 
@@ -342,7 +344,7 @@ def kl_divergence_from_logits(
     # 0; the difference is replaced there *before* the product so that neither
     # its value nor its gradient can be 0 * inf.
     diff = jnp.where(sa.exp_s == 0, jnp.zeros_like(sa.s), sa.s - sb.s)
-    weighted = jnp.sum(sa.exp_s * diff, axis=axis, keepdims=True) / sa.z
+    weighted = jnp.sum(sa.exp_s / sa.z * diff, axis=axis, keepdims=True)
     kl = weighted - sa.log_z + sb.log_z
     kl = jnp.where(sa.nonempty, kl, jnp.zeros_like(kl))
     return nx.finish(kl, axis, keepdims, base)
@@ -411,8 +413,8 @@ def cross_entropy_from_labels(
         eps = jnp.asarray(label_smoothing, dtype=logits.dtype)
         valid = sh.s > -jnp.inf
         n_valid = jnp.sum(valid, axis=axis, keepdims=True).astype(logits.dtype)
-        s_sum = jnp.sum(jnp.where(valid, sh.s, jnp.zeros_like(sh.s)), axis=axis, keepdims=True)
-        s_mean = s_sum / jnp.maximum(n_valid, 1)
+        s_valid = jnp.where(valid, sh.s, jnp.zeros_like(sh.s))
+        s_mean = jnp.sum(s_valid / jnp.maximum(n_valid, 1), axis=axis, keepdims=True)
         loss = sh.log_z - nx.xlog_from_log(1 - eps, s_y) - eps * s_mean
     loss = jnp.where(sh.nonempty, loss, jnp.zeros_like(loss))
     loss = jnp.where(y >= num_classes, jnp.full_like(loss, jnp.nan), loss)

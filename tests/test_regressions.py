@@ -115,3 +115,31 @@ def test_gradient_on_a_row_of_subnormals_is_finite():
     p = jnp.array([9.18355e-41], jnp.bfloat16)  # the smallest bfloat16
     assert np.all(np.isfinite(jax.grad(jaxinfo.entropy)(p).astype(F32)))
     assert np.all(np.isfinite(jax.jacfwd(jaxinfo.entropy)(p)))
+
+
+# Logits near the float maximum: a sum of p_i * s_i over classes overflowed
+# before the division by the total that brings it back in range. Found with
+# logits of -3.4e38 (float32's lowest) among zeros; fixed by normalising inside
+# the sum. BIG is chosen so that the true values are finite in float32.
+BIG = 3e38
+
+
+def test_cross_entropy_from_logits_with_huge_negative_logits():
+    # was inf: 1 * -3e38 + 1 * -3e38 overflowed before dividing by sum(p) = 2
+    got = jaxinfo.cross_entropy_from_logits(
+        jnp.array([1.0, 1.0, 0.0], F32), jnp.array([-BIG, -BIG, 0.0], F32)
+    )
+    np.testing.assert_allclose(got, BIG, rtol=1e-6)
+
+
+def test_kl_divergence_from_logits_with_huge_negative_logits():
+    # was inf: the sum of exp(s) * (s_p - s_q) = 6e38 overflowed before / Z = 3
+    got = jaxinfo.kl_divergence_from_logits(jnp.zeros(3, F32), jnp.array([-BIG, -BIG, 0.0], F32))
+    np.testing.assert_allclose(got, 2 / 3 * BIG, rtol=1e-6)
+
+
+def test_label_smoothing_with_huge_negative_logits():
+    # was inf: the mean of the logits was a sum (-6e38) divided by their number
+    logits = jnp.array([-BIG, -BIG, 0.0], F32)
+    got = jaxinfo.cross_entropy_from_labels(jnp.array(2), logits, label_smoothing=0.1)
+    np.testing.assert_allclose(got, 0.1 * 2 / 3 * BIG, rtol=1e-6)
