@@ -1,10 +1,19 @@
-"""jaxinfo: entropy, cross-entropy and KL divergence for JAX.
+"""jaxinfo: entropy, cross-entropy, KL divergence and their relatives for JAX.
 
 Pure functions, batched over any leading axes, that compose under ``jit``,
 ``vmap``, ``grad`` and sharding, for probabilities, logits and integer labels,
 with no NaN value or gradient where the mathematics is finite.
 """
 
+from jaxinfo._divergences import js_divergence as js_divergence
+from jaxinfo._divergences import renyi_divergence as renyi_divergence
+from jaxinfo._divergences import renyi_entropy as renyi_entropy
+from jaxinfo._estimators import binary_entropy as binary_entropy
+from jaxinfo._estimators import entropy_from_counts as entropy_from_counts
+from jaxinfo._estimators import perplexity as perplexity
+from jaxinfo._joint import conditional_entropy as conditional_entropy
+from jaxinfo._joint import joint_entropy as joint_entropy
+from jaxinfo._joint import mutual_information as mutual_information
 from jaxinfo._shannon import cross_entropy as cross_entropy
 from jaxinfo._shannon import cross_entropy_from_labels as cross_entropy_from_labels
 from jaxinfo._shannon import cross_entropy_from_logits as cross_entropy_from_logits
@@ -17,12 +26,21 @@ from jaxinfo._shannon import kl_divergence_from_logits as kl_divergence_from_log
 __version__ = "0.1.0"
 
 __all__ = [
+    "binary_entropy",
+    "conditional_entropy",
     "cross_entropy",
     "cross_entropy_from_labels",
     "cross_entropy_from_logits",
     "entropy",
+    "entropy_from_counts",
     "entropy_from_logits",
     "information",
+    "joint_entropy",
+    "js_divergence",
     "kl_divergence",
     "kl_divergence_from_logits",
+    "mutual_information",
+    "perplexity",
+    "renyi_divergence",
+    "renyi_entropy",
 ]

@@ -37,6 +37,16 @@ def _type_name(x: object) -> str:
     return type(x).__name__
 
 
+def _from_sequence(x: object) -> object:
+    """Lists and tuples (as a notebook user types them) become NumPy arrays."""
+    if isinstance(x, (list, tuple)):
+        try:
+            return np.asarray(x)
+        except ValueError as e:  # ragged nesting
+            raise ValueError(f"could not make an array of {x!r}: {e}") from e
+    return x
+
+
 def as_float_array(x: ArrayLike, name: str) -> Array:
     """Returns ``x`` as a floating array in its computation dtype.
 
@@ -45,6 +55,7 @@ def as_float_array(x: ArrayLike, name: str) -> Array:
     Booleans, complex numbers and non-numeric input raise a TypeError that names
     the argument.
     """
+    x = _from_sequence(x)
     try:
         dtype = jnp.result_type(x)
     except TypeError as e:
@@ -65,14 +76,17 @@ def as_float_array(x: ArrayLike, name: str) -> Array:
 
 def compute_dtype(*dtypes) -> np.dtype:
     """The dtype measures are computed and returned in: at least float32."""
-    dtype = jnp.result_type(*dtypes)
-    if not jnp.issubdtype(dtype, jnp.floating):
-        dtype = jnp.result_type(float)  # default float: float32, or float64 under x64
-    # Widen by width, not by promotion: under jax_numpy_dtype_promotion="strict"
-    # float16 and bfloat16 have no implicit promotion path to float32.
-    if jnp.finfo(dtype).bits < 32:
-        return np.dtype(np.float32)
-    return np.dtype(dtype)
+    # Chosen explicitly (not by jnp.result_type) so that it is the same under
+    # JAX's strict and standard promotion modes: the widest float wins, and
+    # integers count as JAX's default float (float64 only under x64).
+    widest = np.dtype(jnp.float32)
+    for dtype in dtypes:
+        dtype = np.dtype(dtype)
+        if not jnp.issubdtype(dtype, jnp.floating):
+            dtype = np.dtype(jnp.result_type(float))
+        if dtype.itemsize > widest.itemsize:
+            widest = dtype
+    return widest
 
 
 def as_float_arrays(*named: tuple[ArrayLike, str]) -> list[Array]:
@@ -84,6 +98,7 @@ def as_float_arrays(*named: tuple[ArrayLike, str]) -> list[Array]:
 
 def as_label_array(labels: ArrayLike, name: str = "labels") -> Array:
     """Returns integer class labels; float, bool and complex labels are TypeErrors."""
+    labels = _from_sequence(labels)
     try:
         dtype = jnp.result_type(labels)
     except TypeError as e:
@@ -148,6 +163,7 @@ def as_mask(where: ArrayLike | None, shape: tuple[int, ...], name: str) -> Array
     """Checks a ``where`` mask of outcomes and broadcasts it to ``shape``."""
     if where is None:
         return None
+    where = _from_sequence(where)
     try:
         dtype = jnp.result_type(where)
     except TypeError as e:
@@ -215,10 +231,22 @@ def xlogx(x: Array) -> Array:
     The logarithm's argument is clamped at the smallest normal number: for
     ``x = 0`` that gives ``0 * log(tiny) = 0`` exactly, and a large finite
     derivative ``log(tiny) + 1`` that points the right way (the true one is
-    ``-inf``). A clamp fuses into the surrounding reduction at no measurable
-    cost, where a double ``where`` costs an extra pass on some backends.
+    ``-inf``). The clamp is a select, not ``jnp.maximum``: the derivative rule
+    of ``maximum`` makes the second derivative NaN at 0, a select's does not.
+    It fuses into the surrounding reduction at no measurable cost.
     """
-    return x * jnp.log(jnp.maximum(x, jnp.finfo(x.dtype).tiny))
+    return x * clamped_log(x)
+
+
+def clamped_log(x: Array) -> Array:
+    """``log(x)`` with ``x`` clamped below at the smallest normal number.
+
+    The logarithm inside :func:`xlogx`: finite at 0 (``log(tiny)``), so that
+    ``0 * clamped_log(0) = 0``, with a zero derivative below ``tiny`` and a
+    finite second derivative (the clamp is a select, see :func:`xlogx`).
+    """
+    tiny = jnp.finfo(x.dtype).tiny
+    return jnp.log(jnp.where(x > tiny, x, tiny))
 
 
 def xlogy(x: Array, y: Array) -> Array:
@@ -239,8 +267,8 @@ def xlog_from_log(x: Array, log_y: Array) -> Array:
     return x * log_y
 
 
-def safe_total(x: Array, axis: int) -> Array:
-    """Sum along ``axis`` (kept), with empty or all-zero rows replaced by 1."""
+def safe_total(x: Array, axis: int | tuple[int, ...]) -> Array:
+    """Sum along ``axis`` (an int or a tuple; kept), with empty or all-zero rows replaced by 1."""
     total = jnp.sum(x, axis=axis, keepdims=True)
     return jnp.where(total > 0, total, jnp.ones_like(total))
 

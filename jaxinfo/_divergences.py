@@ -1,0 +1,333 @@
+"""Jensen–Shannon divergence, and Rényi's entropy and divergence of order alpha.
+
+Rényi's measures are one scaled cumulant generating function, written for a
+log-ratio ``X`` under weights ``W``:
+
+.. math::
+   M(t) = \\frac{1}{t} \\log \\mathbb{E}_W\\!\\left[e^{t X}\\right], \\qquad
+   M(0) = \\mathbb{E}_W[X], \\qquad M(\\infty) = \\max_{w > 0} X,
+
+with ``t = alpha - 1``: ``H_alpha(P) = -M(t)`` for ``X = log p`` under ``P``,
+and ``D_alpha(P‖Q) = M(t)`` for ``X = log(p / q)`` under ``P``.
+
+Written as ``log(sum(p**alpha)) / (1 - alpha)`` it is ``0 / 0`` at
+``alpha = 1``, and its derivative in ``alpha`` loses every digit near there.
+:func:`_scaled_cgf` avoids both. Near ``t = 0`` it centres ``X`` on its mean
+``mu`` and uses the identity
+
+.. math::
+   M(t) = \\mu + A \\, \\frac{\\log(1 + tA)}{tA}, \\qquad
+   A = \\mathbb{E}_W\\!\\left[Y\\, h(tY)\\right], \\quad Y = X - \\mu, \\quad
+   h(u) = \\frac{e^u - 1 - u}{u},
+
+in which nothing is divided by ``t``, every term of ``A`` has the sign of
+``t`` (no cancellation), and both ``h`` and ``log(1 + s) / s`` are smooth
+functions evaluated by their series near 0. So ``M`` is exact at ``t = 0``
+(the Shannon value), ``dM/dt = Var_W[X] / 2`` there, and value and derivative
+keep full precision around it. Away from ``t = 0`` the max-shifted
+log-sum-exp form is used, and ``t = inf`` is the maximum itself.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jax.typing import ArrayLike
+
+from jaxinfo import _numerics as nx
+from jaxinfo._shannon import _prepare, _prepare_pair, kl_divergence
+
+Array = nx.Array
+
+# |t| at or below which the centred series form of M(t) is used. With it,
+# |t * Y| <= |log(tiny)| / 2, so exp(t * Y) cannot overflow; beyond it the
+# log-sum-exp form loses at most a few ulps to its 1 / t, in value and slope.
+_SMALL_T = 0.25
+
+# Taylor coefficients of h(u) / u = sum_k u**k / (k + 2)!, good to float64
+# precision for |u| <= 1/2; and of log1p(s) / s = sum_k (-s)**k / (k + 1) for
+# |s| <= 1/100.
+_H_COEFFS = tuple(1 / math.factorial(k + 2) for k in range(15))
+_LOG1P_RATIO_COEFFS = tuple(1 / (k + 1) for k in range(9))
+
+
+def _horner(coeffs: tuple[float, ...], u: Array) -> Array:
+    acc = jnp.full_like(u, coeffs[-1])
+    for c in reversed(coeffs[:-1]):
+        acc = c + u * acc
+    return acc
+
+
+def _h(u: Array) -> Array:
+    """``(exp(u) - 1 - u) / u``, 0 at ``u = 0``; accurate, with accurate derivatives."""
+    small = jnp.abs(u) <= 0.5
+    u_small = jnp.where(small, u, jnp.zeros_like(u))
+    u_big = jnp.where(small, jnp.ones_like(u), u)
+    return jnp.where(
+        small, u_small * _horner(_H_COEFFS, u_small), (jnp.expm1(u_big) - u_big) / u_big
+    )
+
+
+def _log1p_ratio(s: Array) -> Array:
+    """``log1p(s) / s`` for ``s > -1``, 1 at ``s = 0``."""
+    small = jnp.abs(s) <= 0.01
+    s_small = jnp.where(small, s, jnp.zeros_like(s))
+    s_big = jnp.where(small, jnp.ones_like(s), s)
+    return jnp.where(small, _horner(_LOG1P_RATIO_COEFFS, -s_small), jnp.log1p(s_big) / s_big)
+
+
+def _scaled_cgf(x: Array, w: Array, t: Array, axis: int) -> Array:
+    """``M(t) = log(sum(w * exp(t * x))) / t`` along ``axis`` (kept).
+
+    ``w`` are weights that sum to one along ``axis``; entries with ``w == 0``
+    are absent (their ``x`` is ignored, and they receive no gradient through
+    ``x``). ``t`` is a scalar in ``[-1, inf]``, possibly traced; ``M(0)`` is
+    the weighted mean and ``M(inf)`` the maximum of ``x`` over the support.
+    Rows with no support give 0.
+    """
+    support = w > 0
+    x = jnp.where(support, x, jnp.zeros_like(x))
+    nonempty = jnp.any(support, axis=axis, keepdims=True)
+
+    # Near t = 0: the centred form (see the module docstring).
+    small = jnp.abs(t) <= _SMALL_T
+    t_small = jnp.where(small, t, jnp.zeros_like(t))
+    mu = jnp.sum(w * x, axis=axis, keepdims=True)
+    y = jnp.where(support, x - mu, jnp.zeros_like(x))
+    a = jnp.sum(w * y * _h(t_small * y), axis=axis, keepdims=True)
+    m_small = mu + a * _log1p_ratio(t_small * a)
+
+    # Elsewhere: log-sum-exp of log(w) + t * x, shifted by its maximum, so
+    # every term is at most 1 and the sum lies in [1, n].
+    finite = jnp.isfinite(t)
+    t_big = jnp.where(small | ~finite, jnp.ones_like(t), t)
+    log_w = nx.clamped_log(w)
+    s = jnp.where(support, log_w + t_big * x, -jnp.inf)
+    s_max = lax.stop_gradient(jnp.max(s, axis=axis, keepdims=True))
+    s_max = jnp.where(nonempty, s_max, jnp.zeros_like(s_max))
+    z = jnp.sum(jnp.exp(s - s_max), axis=axis, keepdims=True)
+    z = jnp.where(z > 0, z, jnp.ones_like(z))
+    m_big = (s_max + jnp.log(z)) / t_big
+
+    # t = inf: the maximum.
+    x_max = jnp.max(jnp.where(support, x, -jnp.inf), axis=axis, keepdims=True)
+    m_inf = jnp.where(nonempty, x_max, jnp.zeros_like(x_max))
+
+    m = jnp.where(finite, jnp.where(small, m_small, m_big), m_inf)
+    return jnp.where(nonempty, m, jnp.zeros_like(m))
+
+
+def _as_order(alpha: ArrayLike, dtype) -> Array:
+    """Checks the Rényi order ``alpha``: a real scalar, in ``[0, inf]`` when concrete."""
+    try:
+        alpha_dtype = jnp.result_type(alpha)
+    except TypeError as e:
+        raise TypeError(
+            f"alpha must be a real number in [0, inf], got an object of type "
+            f"{type(alpha).__name__}."
+        ) from e
+    if alpha_dtype == jnp.bool_ or not (
+        jnp.issubdtype(alpha_dtype, jnp.floating) or jnp.issubdtype(alpha_dtype, jnp.integer)
+    ):
+        raise TypeError(f"alpha must be a real number in [0, inf], got dtype {alpha_dtype}.")
+    if np.shape(alpha) != ():
+        raise ValueError(
+            f"alpha must be a scalar (one order; vmap over orders for several), got an "
+            f"array of shape {np.shape(alpha)}."
+        )
+    if not isinstance(alpha, jax.core.Tracer):
+        value = float(np.asarray(alpha))
+        if not value >= 0:
+            raise ValueError(f"alpha must be in [0, inf], got {value!r}.")
+    return jnp.asarray(alpha).astype(dtype)
+
+
+def js_divergence(
+    p: ArrayLike,
+    q: ArrayLike,
+    *,
+    axis: int = -1,
+    where: ArrayLike | None = None,
+    base: ArrayLike | None = None,
+    keepdims: bool = False,
+) -> Array:
+    r"""Jensen–Shannon divergence between two distributions.
+
+    .. math::
+       \mathrm{JS}(P, Q) = \tfrac12 D(P \,\|\, M) + \tfrac12 D(Q \,\|\, M),
+       \qquad M = \tfrac12 (P + Q)
+
+    A symmetric, always finite smoothing of the KL divergence: 0 exactly when
+    ``P = Q``, at most ``log 2`` (one bit), reached when the supports are
+    disjoint. This is the divergence itself; ``scipy.spatial.distance.jensenshannon``
+    returns its square root (a metric).
+
+    Args:
+      p: first distribution; normalised along ``axis``.
+      q: second distribution, broadcastable against ``p``; normalised along ``axis``.
+      axis: the axis that holds the outcomes.
+      where: optional boolean mask of outcomes to include (applies to both).
+      base: logarithm base; ``None`` for nats, ``2`` for bits.
+      keepdims: keep the reduced axis with size one.
+
+    Returns:
+      ``JS(P, Q)`` in ``[0, log 2]`` (up to rounding), with ``axis`` reduced.
+      Gradients stay finite where ``p`` or ``q`` is zero.
+
+    Examples:
+      >>> import jax.numpy as jnp, jaxinfo
+      >>> jaxinfo.js_divergence(jnp.array([1.0, 0.0]), jnp.array([0.0, 1.0]), base=2)
+      Array(1., dtype=float32)
+      >>> jaxinfo.js_divergence(jnp.array([0.99, 0.01]), jnp.array([0.5, 0.5]), base=2)
+      Array(0.2787, dtype=float32)
+
+    References:
+      Lin, "Divergence measures based on the Shannon entropy", IEEE Trans.
+      Inf. Theory 37(1), 1991.
+    """
+    nx.check_base(base)
+    p, q, axis = _prepare_pair(p, q, "p", "q", axis, where)
+    p = p / nx.safe_total(p, axis)
+    q = q / nx.safe_total(q, axis)
+    m = (p + q) / 2
+    js = (
+        kl_divergence(p, m, axis=axis, keepdims=True)
+        + kl_divergence(q, m, axis=axis, keepdims=True)
+    ) / 2
+    return nx.finish(js, axis, keepdims, base)
+
+
+def renyi_entropy(
+    p: ArrayLike,
+    alpha: ArrayLike,
+    *,
+    axis: int = -1,
+    where: ArrayLike | None = None,
+    base: ArrayLike | None = None,
+    keepdims: bool = False,
+) -> Array:
+    r"""Rényi entropy of order ``alpha`` of distributions along an axis.
+
+    .. math::
+       H_\alpha(P) = \frac{1}{1 - \alpha} \log \sum_i p_i^\alpha
+
+    with the limits ``H_0 = log |supp P|`` (Hartley), ``H_1 = H`` (Shannon)
+    and ``H_inf = -log max_i p_i`` (min-entropy). ``H_2 = -log sum p_i**2``
+    is the collision entropy. Non-increasing in ``alpha``.
+
+    Args:
+      p: probabilities; normalised along ``axis``.
+      alpha: the order, a scalar in ``[0, inf]``; may be traced (under
+        ``jit``, ``vmap`` or ``grad``) and may be exactly 0, 1 or ``inf``.
+        The value is smooth through ``alpha = 1``, with derivative
+        ``-Var_P[log p] / 2`` there.
+      axis: the axis that holds the outcomes.
+      where: optional boolean mask of outcomes to include; excluded outcomes
+        count as absent.
+      base: logarithm base; ``None`` for nats, ``2`` for bits.
+      keepdims: keep the reduced axis with size one.
+
+    Returns:
+      ``H_alpha(P)`` with ``axis`` reduced; 0 for a row with no mass.
+      Outcomes with ``p = 0`` are outside the support and receive gradient
+      only through the normalisation: the exact derivative for
+      ``alpha > 1``, a finite stand-in for ``alpha <= 1``, where the exact
+      one-sided derivative is ``+inf``.
+
+    Examples:
+      >>> import jax.numpy as jnp, jaxinfo
+      >>> p = jnp.array([0.5, 0.25, 0.25, 0.0])
+      >>> [round(float(jaxinfo.renyi_entropy(p, a, base=2)), 6) for a in (0, 1, 2, jnp.inf)]
+      [1.584962, 1.5, 1.415038, 1.0]
+
+    References:
+      Rényi, "On measures of entropy and information", Proc. Fourth Berkeley
+      Symp. Math. Stat. Prob., vol. 1, 1961.
+    """
+    nx.check_base(base)
+    p, axis, mask = _prepare(p, "p", axis, where)
+    t = _as_order(alpha, p.dtype) - 1
+    if mask is not None:
+        p = jnp.where(mask, p, jnp.zeros_like(p))
+    p = p / nx.safe_total(p, axis)
+    log_p = nx.clamped_log(p)
+    h = 0 - _scaled_cgf(log_p, p, t, axis)  # 0 - x, not -x: +0 for a certain outcome
+    return nx.finish(h, axis, keepdims, base)
+
+
+def renyi_divergence(
+    p: ArrayLike,
+    q: ArrayLike,
+    alpha: ArrayLike,
+    *,
+    axis: int = -1,
+    where: ArrayLike | None = None,
+    base: ArrayLike | None = None,
+    keepdims: bool = False,
+) -> Array:
+    r"""Rényi divergence of order ``alpha`` of ``Q`` from ``P``.
+
+    .. math::
+       D_\alpha(P \,\|\, Q) = \frac{1}{\alpha - 1} \log \sum_i p_i^\alpha q_i^{1 - \alpha}
+
+    with the limits ``D_0 = -log Q(supp P)``, ``D_1 = D(P‖Q)`` (the KL
+    divergence) and ``D_inf = log max_i p_i / q_i``. Non-decreasing in
+    ``alpha``; ``D_{1/2}`` is ``-2 log`` of the Bhattacharyya coefficient.
+
+    Args:
+      p: the true distribution (first); normalised along ``axis``.
+      q: the model distribution, broadcastable against ``p``; normalised
+        along ``axis``.
+      alpha: the order, a scalar in ``[0, inf]``; may be traced and may be
+        exactly 0, 1 or ``inf``; smooth through ``alpha = 1``, with
+        derivative ``Var_P[log(p / q)] / 2`` there.
+      axis: the axis that holds the outcomes.
+      where: optional boolean mask of outcomes to include (applies to both).
+      base: logarithm base; ``None`` for nats, ``2`` for bits.
+      keepdims: keep the reduced axis with size one.
+
+    Returns:
+      ``D_alpha(P‖Q) >= 0`` with ``axis`` reduced. Where ``Q`` gives zero
+      probability to outcomes that ``P`` allows, it is ``inf`` for
+      ``alpha >= 1`` and finite for ``alpha < 1`` (``inf`` only when the
+      supports are disjoint). Outcomes with ``p = 0`` contribute nothing; 0
+      for a row where ``P`` has no mass.
+
+    Examples:
+      >>> import jax.numpy as jnp, jaxinfo
+      >>> p, q = jnp.array([0.99, 0.01]), jnp.array([0.5, 0.5])
+      >>> jaxinfo.renyi_divergence(p, q, 1.0, base=2)  # the KL divergence
+      Array(0.9192, dtype=float32)
+      >>> jaxinfo.renyi_divergence(p, q, jnp.inf, base=2)  # log2(0.99 / 0.5)
+      Array(0.9855, dtype=float32)
+
+    References:
+      van Erven and Harremoës, "Rényi divergence and Kullback–Leibler
+      divergence", IEEE Trans. Inf. Theory 60(7), 2014.
+    """
+    nx.check_base(base)
+    p, q, axis = _prepare_pair(p, q, "p", "q", axis, where)
+    t = _as_order(alpha, p.dtype) - 1
+    p = p / nx.safe_total(p, axis)
+    q = q / nx.safe_total(q, axis)
+    log_ratio = nx.clamped_log(p) - nx.clamped_log(q)
+    # P restricted to the support of Q, renormalised: outcomes that Q rules out
+    # enter only through the mass they carry under P, `outside`.
+    w = jnp.where(q > 0, p, jnp.zeros_like(p))
+    w = w / nx.safe_total(w, axis)
+    outside = jnp.sum(jnp.where(q > 0, jnp.zeros_like(p), p), axis=axis, keepdims=True)
+    d = _scaled_cgf(log_ratio, w, t, axis)
+    # Plus log(P(supp Q)) / t: infinite for t >= 0, finite for t < 0.
+    # (The mass is clamped below 1 for the logarithm; disjoint supports, where
+    # it is 1, are infinite for every alpha.)
+    has_outside = outside > 0
+    partial = has_outside & (outside < 1)
+    t_neg = jnp.where(t < 0, t, -jnp.ones_like(t))
+    log_inside = jnp.log1p(-jnp.where(partial, outside, jnp.zeros_like(outside)))
+    penalty = jnp.where((t < 0) & partial, log_inside / t_neg, jnp.inf)
+    d = jnp.where(has_outside, d + penalty, d)
+    return nx.finish(d, axis, keepdims, base)
