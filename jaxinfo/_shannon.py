@@ -381,9 +381,7 @@ def cross_entropy_from_labels(
       label_smoothing: ``ε`` in ``[0, 1]``; may be traced.
 
     Returns:
-      The per-position loss, shaped like ``labels``: ``inf`` where the label's
-      class is excluded or has logit ``-inf``, including rows in which every
-      class is (unless ``label_smoothing = 1``, whose target has no mass there).
+      The per-position loss, shaped like ``labels``.
 
     Examples:
       >>> import jax.numpy as jnp, jaxinfo
@@ -418,6 +416,7 @@ def cross_entropy_from_labels(
         s_valid = jnp.where(valid, sh.s, jnp.zeros_like(sh.s))
         s_mean = jnp.sum(s_valid / jnp.maximum(n_valid, 1), axis=axis, keepdims=True)
         loss = sh.log_z - nx.xlog_from_log(1 - eps, s_y) - eps * s_mean
+    loss = jnp.where(sh.nonempty, loss, jnp.zeros_like(loss))
     loss = jnp.where(y >= num_classes, jnp.full_like(loss, jnp.nan), loss)
     loss = jnp.where(y < 0, jnp.zeros_like(loss), loss)
     return nx.finish(loss, axis, False, base)
