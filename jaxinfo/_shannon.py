@@ -376,7 +376,9 @@ def cross_entropy_from_labels(
       logits: the model's unnormalised log-probabilities.
       axis: the axis of ``logits`` that holds the classes.
       where: optional boolean mask, broadcastable to ``logits``, of classes to
-        include. A label on an excluded class has loss ``inf``.
+        include. A label on an excluded class has loss ``inf``, except in a
+        row whose classes are all excluded (or ``-inf``): like every empty
+        row, it measures 0.
       base: logarithm base; ``None`` for nats, ``2`` for bits.
       label_smoothing: ``ε`` in ``[0, 1]``; may be traced.
 

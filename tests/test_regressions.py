@@ -143,3 +143,14 @@ def test_label_smoothing_with_huge_negative_logits():
     logits = jnp.array([-BIG, -BIG, 0.0], F32)
     got = jaxinfo.cross_entropy_from_labels(jnp.array(2), logits, label_smoothing=0.1)
     np.testing.assert_allclose(got, 0.1 * 2 / 3 * BIG, rtol=1e-6)
+
+
+def test_label_on_a_row_with_every_class_excluded_measures_zero():
+    # Found by the property suite: the docstring said "a label on an excluded
+    # class has loss inf" without exception, while the code (and the README:
+    # "a row whose classes are all masked measures 0") gives 0 when every class
+    # of the row is excluded. The docstring now states the exception.
+    logits = jnp.zeros((2, 3), F32)
+    where = jnp.array([[False, False, False], [True, False, True]])
+    got = jaxinfo.cross_entropy_from_labels(jnp.array([0, 1]), logits, where=where)
+    np.testing.assert_array_equal(got, [0.0, np.inf])
