@@ -191,8 +191,8 @@ def js_divergence(
     """
     nx.check_base(base)
     p, q, axis = _prepare_pair(p, q, "p", "q", axis, where)
-    p = p / nx.safe_total(p, axis)
-    q = q / nx.safe_total(q, axis)
+    p = nx.normalise(p, axis)
+    q = nx.normalise(q, axis)
     m = (p + q) / 2
     js = (
         kl_divergence(p, m, axis=axis, keepdims=True)
@@ -253,7 +253,7 @@ def renyi_entropy(
     t = _as_order(alpha, p.dtype) - 1
     if mask is not None:
         p = jnp.where(mask, p, jnp.zeros_like(p))
-    p = p / nx.safe_total(p, axis)
+    p = nx.normalise(p, axis)
     log_p = nx.clamped_log(p)
     h = 0 - _scaled_cgf(log_p, p, t, axis)  # 0 - x, not -x: +0 for a certain outcome
     return nx.finish(h, axis, keepdims, base)
@@ -312,13 +312,13 @@ def renyi_divergence(
     nx.check_base(base)
     p, q, axis = _prepare_pair(p, q, "p", "q", axis, where)
     t = _as_order(alpha, p.dtype) - 1
-    p = p / nx.safe_total(p, axis)
-    q = q / nx.safe_total(q, axis)
+    p = nx.normalise(p, axis)
+    q = nx.normalise(q, axis)
     log_ratio = nx.clamped_log(p) - nx.clamped_log(q)
     # P restricted to the support of Q, renormalised: outcomes that Q rules out
     # enter only through the mass they carry under P, `outside`.
     w = jnp.where(q > 0, p, jnp.zeros_like(p))
-    w = w / nx.safe_total(w, axis)
+    w = nx.normalise(w, axis)
     outside = jnp.sum(jnp.where(q > 0, jnp.zeros_like(p), p), axis=axis, keepdims=True)
     d = _scaled_cgf(log_ratio, w, t, axis)
     # Plus log(P(supp Q)) / t: infinite for t >= 0, finite for t < 0.

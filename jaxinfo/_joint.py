@@ -39,7 +39,7 @@ def _normalised_joint(pxy: ArrayLike) -> tuple[Array, Array, Array]:
     cells of the same row or column, which are then 0 too.
     """
     pxy = _as_joint(pxy)
-    pxy = pxy / nx.safe_total(pxy, (-2, -1))
+    pxy = nx.normalise(pxy, (-2, -1))
     return pxy, nx.safe_total(pxy, -1), nx.safe_total(pxy, -2)
 
 

@@ -292,7 +292,7 @@ class Scaled(NamedTuple):
     nonempty: Array
 
 
-def scale_by_max(w: Array, axis: int) -> Scaled:
+def scale_by_max(w: Array, axis: int | tuple[int, ...]) -> Scaled:
     """Brings a row of non-negative weights to ``[0, 1]`` before any product.
 
     Probabilities are normalised along the axis, so any non-negative weights
@@ -323,6 +323,14 @@ def scale_by_max(w: Array, axis: int) -> Scaled:
     total = jnp.where(nonempty, total, jnp.ones_like(total))
     log_total = e.astype(w.dtype) * np.log(2).astype(w.dtype) + jnp.log(total)
     return Scaled(x=x, total=total, log_total=log_total, nonempty=nonempty)
+
+
+def normalise(w: Array, axis: int | tuple[int, ...]) -> Array:
+    """``w / sum(w)`` along ``axis`` (an int or a tuple), for any non-negative
+    weights: no overflow for huge ones, no underflow for tiny ones (see
+    :func:`scale_by_max`); rows with no mass stay 0."""
+    sw = scale_by_max(w, axis)
+    return sw.x / sw.total
 
 
 # --------------------------------------------------------------------------
