@@ -193,7 +193,9 @@ def js_divergence(
     p, q, axis = _prepare_pair(p, q, "p", "q", axis, where)
     p = nx.normalise(p, axis)
     q = nx.normalise(q, axis)
-    m = (p + q) / 2
+    # M = (P + Q) / 2, left to kl_divergence to normalise: halving a tiny
+    # normal number could flush it to zero, and D(P‖M) would be inf.
+    m = p + q
     js = (
         kl_divergence(p, m, axis=axis, keepdims=True)
         + kl_divergence(q, m, axis=axis, keepdims=True)

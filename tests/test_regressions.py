@@ -179,3 +179,10 @@ def test_family_of_huge_weights():
     np.testing.assert_allclose(
         jaxinfo.mutual_information(jnp.eye(2, dtype=F32) * 3e38), math.log(2), rtol=1e-6
     )  # was 0
+
+
+def test_js_divergence_of_entries_near_the_smallest_normal():
+    # was inf: M = (P + Q) / 2 halved 2e-38 to a subnormal, flushed to zero, so
+    # D(P‖M) saw p > 0 = m. The Jensen-Shannon divergence is never infinite.
+    p, q = jnp.array([2e-38, 1.0], F32), jnp.array([0.0, 1.0], F32)
+    assert float(jaxinfo.js_divergence(p, q)) == pytest.approx(0.0, abs=1e-6)
