@@ -322,14 +322,20 @@ def renyi_divergence(
     w = jnp.where(q > 0, p, jnp.zeros_like(p))
     w = nx.normalise(w, axis)
     outside = jnp.sum(jnp.where(q > 0, jnp.zeros_like(p), p), axis=axis, keepdims=True)
+    inside = jnp.sum(jnp.where(q > 0, p, jnp.zeros_like(p)), axis=axis, keepdims=True)
     d = _scaled_cgf(log_ratio, w, t, axis)
-    # Plus log(P(supp Q)) / t: infinite for t >= 0, finite for t < 0.
-    # (The mass is clamped below 1 for the logarithm; disjoint supports, where
-    # it is 1, are infinite for every alpha.)
+    # Plus log(P(supp Q)) / t: infinite for t >= 0, finite for t < 0; disjoint
+    # supports are infinite for every alpha. They are told by the mass inside,
+    # not by outside < 1 (the mass outside sums to 1 - 6e-8 as often as to 1),
+    # and the logarithm takes the smaller of the two masses, for precision.
     has_outside = outside > 0
-    partial = has_outside & (outside < 1)
+    partial = has_outside & (inside > 0)
     t_neg = jnp.where(t < 0, t, -jnp.ones_like(t))
-    log_inside = jnp.log1p(-jnp.where(partial, outside, jnp.zeros_like(outside)))
+    log_inside = jnp.where(
+        outside <= 0.5,
+        jnp.log1p(-jnp.minimum(outside, 0.5)),
+        jnp.log(jnp.where(partial, inside, jnp.ones_like(inside))),
+    )
     penalty = jnp.where((t < 0) & partial, log_inside / t_neg, jnp.inf)
     d = jnp.where(has_outside, d + penalty, d)
     return nx.finish(d, axis, keepdims, base)

@@ -186,3 +186,12 @@ def test_js_divergence_of_entries_near_the_smallest_normal():
     # D(P‖M) saw p > 0 = m. The Jensen-Shannon divergence is never infinite.
     p, q = jnp.array([2e-38, 1.0], F32), jnp.array([0.0, 1.0], F32)
     assert float(jaxinfo.js_divergence(p, q)) == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.5])
+def test_renyi_divergence_of_disjoint_supports_is_inf(alpha):
+    # was 16.6 (alpha = 0) and 33.3 (alpha = 1/2): the mass of P outside the
+    # support of Q summed to 1 - 6e-8, which was taken for a partial overlap.
+    p = jnp.array([0.175655618, 0.863178909, 0.541461229, 0.299711883, 0.422687232], F32)
+    assert jaxinfo.renyi_divergence(p, jnp.zeros(5, F32), alpha) == jnp.inf
+    assert jaxinfo.renyi_divergence(p, jnp.array([0, 0, 0, 0, 1.0], F32), alpha) < jnp.inf
