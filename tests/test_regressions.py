@@ -195,3 +195,15 @@ def test_renyi_divergence_of_disjoint_supports_is_inf(alpha):
     p = jnp.array([0.175655618, 0.863178909, 0.541461229, 0.299711883, 0.422687232], F32)
     assert jaxinfo.renyi_divergence(p, jnp.zeros(5, F32), alpha) == jnp.inf
     assert jaxinfo.renyi_divergence(p, jnp.array([0, 0, 0, 0, 1.0], F32), alpha) < jnp.inf
+
+
+@pytest.mark.parametrize("measure", [jaxinfo.conditional_entropy, jaxinfo.mutual_information])
+def test_joint_gradients_with_small_marginals(measure):
+    # was NaN: the derivative of p(x, y) / p(x) in p(x) squares the marginal,
+    # 1e-40 underflows to zero in float32, and 0 * inf followed.
+    table = jnp.array([[1.0, 1e-20], [1e-20, 1e-20]], F32)
+    g = jax.grad(measure)(table)
+    assert np.all(np.isfinite(g)), g
+    with jax.enable_x64(True):
+        want = jax.grad(measure)(table.astype(jnp.float64))
+    np.testing.assert_allclose(g, want, rtol=1e-4, atol=1e-6)
