@@ -284,12 +284,14 @@ class Scaled(NamedTuple):
       log_total: ``log(sum(w))`` (kept), as ``e log 2 + log(total)`` so that it
         neither overflows nor underflows; 0 on rows with no mass.
       nonempty: boolean (kept), whether the row has positive mass.
+      log_scale: ``e log 2`` (kept), 0 on rows with no mass.
     """
 
     x: Array
     total: Array
     log_total: Array
     nonempty: Array
+    log_scale: Array
 
 
 def scale_by_max(w: Array, axis: int | tuple[int, ...]) -> Scaled:
@@ -321,8 +323,29 @@ def scale_by_max(w: Array, axis: int | tuple[int, ...]) -> Scaled:
     total = jnp.sum(x, axis=axis, keepdims=True)
     nonempty = total > 0
     total = jnp.where(nonempty, total, jnp.ones_like(total))
-    log_total = e.astype(w.dtype) * np.log(2).astype(w.dtype) + jnp.log(total)
-    return Scaled(x=x, total=total, log_total=log_total, nonempty=nonempty)
+    log_scale = e.astype(w.dtype) * np.log(2).astype(w.dtype)
+    return Scaled(
+        x=x,
+        total=total,
+        log_total=log_scale + jnp.log(total),
+        nonempty=nonempty,
+        log_scale=log_scale,
+    )
+
+
+def log_scaled(w: Array, sw: Scaled) -> Array:
+    """``log(w / 2**e)`` for the weights ``w`` that ``sw = scale_by_max(w)`` scaled.
+
+    ``log(sw.x)`` where the scaled entry is positive (so identical inputs give
+    identical logarithms), ``log(w) - e log 2`` where it underflowed (an entry
+    far below the row's maximum), ``-inf`` where ``w = 0``. One logarithm per
+    entry, and no NaN in its gradient at 0 (the argument is replaced first).
+    """
+    scaled_ok = sw.x > 0
+    positive = w > 0
+    arg = jnp.where(scaled_ok, sw.x, jnp.where(positive, w, jnp.ones_like(w)))
+    shift = jnp.where(scaled_ok, jnp.zeros_like(sw.log_scale), sw.log_scale)
+    return jnp.where(positive, jnp.log(arg) - shift, -jnp.inf)
 
 
 def normalise(w: Array, axis: int | tuple[int, ...]) -> Array:

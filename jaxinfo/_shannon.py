@@ -108,7 +108,9 @@ def entropy(
     if mask is not None:
         p = jnp.where(mask, p, jnp.zeros_like(p))
     sp = nx.scale_by_max(p, axis)
-    h = jnp.log(sp.total) - jnp.sum(nx.xlogx(sp.x), axis=axis, keepdims=True) / sp.total
+    # Divided by the total inside the sum: the derivative of a sum divided
+    # afterwards multiplies the sum by the derivative of the total first.
+    h = jnp.log(sp.total) - jnp.sum(nx.xlogx(sp.x) / sp.total, axis=axis, keepdims=True)
     return nx.finish(h, axis, keepdims, base)
 
 
@@ -156,7 +158,7 @@ def cross_entropy(
     p, q, axis = _prepare_pair(p, q, "p", "q", axis, where)
     sp = nx.scale_by_max(p, axis)
     log_total_q = nx.scale_by_max(q, axis).log_total
-    ce = log_total_q - jnp.sum(nx.xlogy(sp.x, q), axis=axis, keepdims=True) / sp.total
+    ce = log_total_q - jnp.sum(nx.xlogy(sp.x / sp.total, q), axis=axis, keepdims=True)
     ce = jnp.where(sp.nonempty, ce, jnp.zeros_like(ce))
     return nx.finish(ce, axis, keepdims, base)
 
@@ -205,10 +207,14 @@ def kl_divergence(
     p, q, axis = _prepare_pair(p, q, "p", "q", axis, where)
     sp = nx.scale_by_max(p, axis)
     sq = nx.scale_by_max(q, axis)
-    # p_i / sum(p) * (log p_i - log q_i), weighted by the scaled p: identical
-    # inputs cancel exactly, term by term and in the log-totals.
-    terms = nx.xlogy(sp.x, p) - nx.xlogy(sp.x, q)
-    kl = jnp.sum(terms, axis=axis, keepdims=True) / sp.total - sp.log_total + sq.log_total
+    # With x, y = p, q scaled to order one and T_x, T_y their totals, the
+    # scales cancel: D = sum_i p_i (log x_i - log y_i) - log T_x + log T_y,
+    # with p = x / T_x normalised inside the sum. No large logarithm cancels,
+    # the derivatives never multiply a sum by the derivative of a total, and
+    # identical inputs cancel exactly, term by term.
+    pn = sp.x / sp.total
+    terms = pn * nx.clamped_log(sp.x) - nx.xlog_from_log(pn, nx.log_scaled(q, sq))
+    kl = jnp.sum(terms, axis=axis, keepdims=True) - jnp.log(sp.total) + jnp.log(sq.total)
     kl = jnp.where(sp.nonempty, kl, jnp.zeros_like(kl))
     return nx.finish(kl, axis, keepdims, base)
 

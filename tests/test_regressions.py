@@ -207,3 +207,19 @@ def test_joint_gradients_with_small_marginals(measure):
     with jax.enable_x64(True):
         want = jax.grad(measure)(table.astype(jnp.float64))
     np.testing.assert_allclose(g, want, rtol=1e-4, atol=1e-6)
+
+
+def test_kl_divergence_forward_mode_on_a_row_of_tiny_weights():
+    # Found by the property suite (float64, rows of 2.2e-308): jacfwd of
+    # kl_divergence was NaN where the true derivatives are about 4e37 (float32
+    # here). Each p_i log p_i carried log p = -87 times a derivative of 1e37,
+    # and the terms cancelled as inf - inf. The logarithms are now of the
+    # scaled weights (order one), normalised inside the sum.
+    p = jnp.full(4, TINY, F32)
+    q = jnp.array([0.64, 0.27, 0.04, 0.017], F32)
+    fwd = jax.jacfwd(jaxinfo.kl_divergence)(p, q)
+    np.testing.assert_allclose(fwd, jax.grad(jaxinfo.kl_divergence)(p, q), rtol=1e-5)
+    assert np.all(np.isfinite(fwd))
+    # and identical rows still cancel exactly, whatever their scale
+    for row in ([0.2, 0.3, 0.5], [3e38, 1e38], [TINY, 2 * TINY]):
+        assert float(jaxinfo.kl_divergence(jnp.array(row, F32), jnp.array(row, F32))) == 0.0
