@@ -191,9 +191,11 @@ def js_divergence(
     """
     nx.check_base(base)
     p, q, axis = _prepare_pair(p, q, "p", "q", axis, where)
-    p = p / nx.safe_total(p, axis)
-    q = q / nx.safe_total(q, axis)
-    m = (p + q) / 2
+    p = nx.normalise(p, axis)
+    q = nx.normalise(q, axis)
+    # M = (P + Q) / 2, left to kl_divergence to normalise: halving a tiny
+    # normal number could flush it to zero, and D(P‖M) would be inf.
+    m = p + q
     js = (
         kl_divergence(p, m, axis=axis, keepdims=True)
         + kl_divergence(q, m, axis=axis, keepdims=True)
@@ -253,7 +255,7 @@ def renyi_entropy(
     t = _as_order(alpha, p.dtype) - 1
     if mask is not None:
         p = jnp.where(mask, p, jnp.zeros_like(p))
-    p = p / nx.safe_total(p, axis)
+    p = nx.normalise(p, axis)
     log_p = nx.clamped_log(p)
     h = 0 - _scaled_cgf(log_p, p, t, axis)  # 0 - x, not -x: +0 for a certain outcome
     return nx.finish(h, axis, keepdims, base)
@@ -312,22 +314,28 @@ def renyi_divergence(
     nx.check_base(base)
     p, q, axis = _prepare_pair(p, q, "p", "q", axis, where)
     t = _as_order(alpha, p.dtype) - 1
-    p = p / nx.safe_total(p, axis)
-    q = q / nx.safe_total(q, axis)
+    p = nx.normalise(p, axis)
+    q = nx.normalise(q, axis)
     log_ratio = nx.clamped_log(p) - nx.clamped_log(q)
     # P restricted to the support of Q, renormalised: outcomes that Q rules out
     # enter only through the mass they carry under P, `outside`.
     w = jnp.where(q > 0, p, jnp.zeros_like(p))
-    w = w / nx.safe_total(w, axis)
+    w = nx.normalise(w, axis)
     outside = jnp.sum(jnp.where(q > 0, jnp.zeros_like(p), p), axis=axis, keepdims=True)
+    inside = jnp.sum(jnp.where(q > 0, p, jnp.zeros_like(p)), axis=axis, keepdims=True)
     d = _scaled_cgf(log_ratio, w, t, axis)
-    # Plus log(P(supp Q)) / t: infinite for t >= 0, finite for t < 0.
-    # (The mass is clamped below 1 for the logarithm; disjoint supports, where
-    # it is 1, are infinite for every alpha.)
+    # Plus log(P(supp Q)) / t: infinite for t >= 0, finite for t < 0; disjoint
+    # supports are infinite for every alpha. They are told by the mass inside,
+    # not by outside < 1 (the mass outside sums to 1 - 6e-8 as often as to 1),
+    # and the logarithm takes the smaller of the two masses, for precision.
     has_outside = outside > 0
-    partial = has_outside & (outside < 1)
+    partial = has_outside & (inside > 0)
     t_neg = jnp.where(t < 0, t, -jnp.ones_like(t))
-    log_inside = jnp.log1p(-jnp.where(partial, outside, jnp.zeros_like(outside)))
+    log_inside = jnp.where(
+        outside <= 0.5,
+        jnp.log1p(-jnp.minimum(outside, 0.5)),
+        jnp.log(jnp.where(partial, inside, jnp.ones_like(inside))),
+    )
     penalty = jnp.where((t < 0) & partial, log_inside / t_neg, jnp.inf)
     d = jnp.where(has_outside, d + penalty, d)
     return nx.finish(d, axis, keepdims, base)

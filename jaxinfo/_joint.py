@@ -39,7 +39,7 @@ def _normalised_joint(pxy: ArrayLike) -> tuple[Array, Array, Array]:
     cells of the same row or column, which are then 0 too.
     """
     pxy = _as_joint(pxy)
-    pxy = pxy / nx.safe_total(pxy, (-2, -1))
+    pxy = nx.normalise(pxy, (-2, -1))
     return pxy, nx.safe_total(pxy, -1), nx.safe_total(pxy, -2)
 
 
@@ -105,10 +105,12 @@ def conditional_entropy(pxy: ArrayLike, *, base: ArrayLike | None = None) -> Arr
     """
     nx.check_base(base)
     pxy, px, _ = _normalised_joint(pxy)
-    # log p(y|x) from the ratio, not as log p(x,y) - log p(x): exactly 0 for a
-    # deterministic Y, and no cancellation between two large logarithms. The
-    # clamped log makes zero cells 0 with the large finite slope of xlogx.
-    h = 0 - _sum_cells(pxy * nx.clamped_log(pxy / px))
+    # log p(y|x) as log p(x,y) - log p(x), not as the log of the ratio: the
+    # ratio's derivative in p(x) is p(x,y) / p(x)**2, which underflows to 0 and
+    # turns the gradient into NaN once p(x) < 1e-19 (float32). Still exactly 0
+    # for a deterministic Y (p(x,y) = p(x)). The clamped log makes zero cells 0
+    # with the large finite slope of xlogx.
+    h = 0 - _sum_cells(pxy * (nx.clamped_log(pxy) - nx.clamped_log(px)))
     return nx.in_base(h, base)
 
 
@@ -145,7 +147,9 @@ def mutual_information(pxy: ArrayLike, *, base: ArrayLike | None = None) -> Arra
     """
     nx.check_base(base)
     pxy, px, py = _normalised_joint(pxy)
-    # The ratio as p(y|x) / p(y): both are >= p(x, y), so neither can
-    # underflow where p(x, y) > 0, as the product p(x) p(y) could.
-    mi = _sum_cells(pxy * nx.clamped_log(pxy / px / py))
+    # A sum of logarithms, not the log of p(x,y) / (p(x) p(y)): the product
+    # p(x) p(y) can underflow, and the ratio's derivatives square the marginals
+    # (NaN gradients once a marginal is below 1e-19 in float32).
+    log_ratio = nx.clamped_log(pxy) - nx.clamped_log(px) - nx.clamped_log(py)
+    mi = _sum_cells(pxy * log_ratio)
     return nx.in_base(mi, base)

@@ -425,6 +425,89 @@ def safe_total(x: Array, axis: int | tuple[int, ...], narrow: ArrayLike | None =
     return jnp.where(total > 0, total, jnp.ones_like(total))
 
 
+class Scaled(NamedTuple):
+    """Non-negative weights scaled by a power of two near their row maximum.
+
+    Attributes:
+      x: ``w / 2**e`` along the axis, with ``2**e`` the smallest power of two at
+        or above ``max(w)``: entries in ``[0, 1]`` (``x / total`` is the
+        normalised distribution).
+      total: ``sum(x)`` (kept); 1 on rows with no mass.
+      log_total: ``log(sum(w))`` (kept), as ``e log 2 + log(total)`` so that it
+        neither overflows nor underflows; 0 on rows with no mass.
+      nonempty: boolean (kept), whether the row has positive mass.
+      log_scale: ``e log 2`` (kept), 0 on rows with no mass.
+    """
+
+    x: Array
+    total: Array
+    log_total: Array
+    nonempty: Array
+    log_scale: Array
+
+
+def scale_by_max(w: Array, axis: int | tuple[int, ...]) -> Scaled:
+    """Brings a row of non-negative weights to ``[0, 1]`` before any product.
+
+    Probabilities are normalised along the axis, so any non-negative weights
+    are valid input, from counts near the float maximum (whose ``w log w`` or
+    sum overflows) down to rows of numbers near the smallest normal (whose
+    products underflow to zero and whose gradients, of order
+    ``1 / sum(w)**2``, overflow). Scaling each row by a power of two near its
+    maximum keeps every intermediate of order one, and is exact: rows whose
+    maximum lies in ``(1/2, 1]``, normalised probabilities among them, are not
+    changed at all. The exponent is under ``stop_gradient``; the normalised
+    distribution does not depend on it, so the gradients are exact.
+
+    The scale is a multiplication by ``2**-e`` with ``e`` clipped so that
+    ``2**-e`` is a normal number (XLA would turn a division into a
+    multiplication by a reciprocal anyway, and a subnormal one is flushed to
+    zero on CPU); rows of weights beyond the clip get entries up to 4.
+    """
+    info = jnp.finfo(w.dtype)
+    m = lax.stop_gradient(jnp.max(w, axis=axis, keepdims=True))
+    mantissa, e = jnp.frexp(m)  # m = mantissa * 2**e, mantissa in [1/2, 1); 0 -> e = 0
+    e = jnp.where(mantissa == 0.5, e - 1, e)  # a power of two is its own scale
+    # m > 0 is false for a subnormal m where the platform flushes them: that
+    # row is empty to every other operation too.
+    e = jnp.where(m > 0, jnp.clip(e, info.minexp - 1, info.maxexp - 2), jnp.zeros_like(e))
+    x = w * jnp.ldexp(jnp.ones_like(m), -e)
+    total = jnp.sum(x, axis=axis, keepdims=True)
+    nonempty = total > 0
+    total = jnp.where(nonempty, total, jnp.ones_like(total))
+    log_scale = e.astype(w.dtype) * np.log(2).astype(w.dtype)
+    return Scaled(
+        x=x,
+        total=total,
+        log_total=log_scale + jnp.log(total),
+        nonempty=nonempty,
+        log_scale=log_scale,
+    )
+
+
+def log_scaled(w: Array, sw: Scaled) -> Array:
+    """``log(w / 2**e)`` for the weights ``w`` that ``sw = scale_by_max(w)`` scaled.
+
+    ``log(sw.x)`` where the scaled entry is positive (so identical inputs give
+    identical logarithms), ``log(w) - e log 2`` where it underflowed (an entry
+    far below the row's maximum), ``-inf`` where ``w = 0``. One logarithm per
+    entry, and no NaN in its gradient at 0 (the argument is replaced first).
+    """
+    scaled_ok = sw.x > 0
+    positive = w > 0
+    arg = jnp.where(scaled_ok, sw.x, jnp.where(positive, w, jnp.ones_like(w)))
+    shift = jnp.where(scaled_ok, jnp.zeros_like(sw.log_scale), sw.log_scale)
+    return jnp.where(positive, jnp.log(arg) - shift, -jnp.inf)
+
+
+def normalise(w: Array, axis: int | tuple[int, ...]) -> Array:
+    """``w / sum(w)`` along ``axis`` (an int or a tuple), for any non-negative
+    weights: no overflow for huge ones, no underflow for tiny ones (see
+    :func:`scale_by_max`); rows with no mass stay 0."""
+    sw = scale_by_max(w, axis)
+    return sw.x / sw.total
+
+
 # --------------------------------------------------------------------------
 # logits
 # --------------------------------------------------------------------------

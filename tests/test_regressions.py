@@ -1,0 +1,225 @@
+"""Regression tests: the minimal failing examples found by tests/test_properties.py.
+
+Each test is the smallest input hypothesis shrank a failure to, with the value
+or gradient it must give.
+"""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxinfo
+
+
+@pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16])
+def test_low_precision_inputs_under_strict_promotion(dtype):
+    # Found: entropy(float16 array) raised TypePromotionError under
+    # jax_numpy_dtype_promotion="strict": float16 -> float32 was an implicit
+    # promotion. Low precision is widened to float32 by width now.
+    p = jnp.array([0.5, 0.5], dtype)
+    logits = jnp.zeros(2, dtype)
+    with jax.numpy_dtype_promotion("strict"):
+        h = jaxinfo.entropy(p)
+        ce = jaxinfo.cross_entropy(p, p)
+        kl = jaxinfo.kl_divergence_from_logits(logits, logits)
+        ce_labels = jaxinfo.cross_entropy_from_labels(jnp.array(0), logits)
+    assert h.dtype == ce.dtype == kl.dtype == ce_labels.dtype == jnp.float32
+    np.testing.assert_allclose(
+        [h, ce, kl, ce_labels], [math.log(2), math.log(2), 0, math.log(2)], rtol=1e-6, atol=1e-7
+    )
+
+
+TINY = float(jnp.finfo(jnp.float32).tiny)  # 1.18e-38, the smallest normal float32
+F32 = jnp.float32
+
+
+# Probabilities are normalised along the axis, so weights of any size are valid
+# input. Found: weights near the float32 maximum overflowed (p log p, or the row
+# sum) and rows of weights near the smallest normal number lost their products
+# p log q to flush-to-zero, or got NaN gradients of order 1 / sum(p)**2. Fixed
+# by dividing each row by its maximum first (_numerics.scale_by_max).
+
+
+@pytest.mark.parametrize("big", [1e37, 3e38])
+def test_entropy_of_huge_weights(big):
+    # was -inf (1e37: p log p overflows) and NaN (3e38: the sum overflows)
+    np.testing.assert_allclose(jaxinfo.entropy(jnp.array([big, big], F32)), math.log(2), rtol=1e-6)
+
+
+def test_entropy_gradient_of_tiny_weights():
+    # was [nan, nan]: 1 / sum(p)**2 overflowed; the uniform row is a maximum
+    g = jax.grad(jaxinfo.entropy)(jnp.array([TINY, TINY], F32))
+    np.testing.assert_array_equal(g, [0.0, 0.0])
+
+
+def test_cross_entropy_of_tiny_weights():
+    # was 0.6931 = log 2: p * log q underflowed to zero, leaving only log(sum q)
+    got = jaxinfo.cross_entropy(jnp.array([TINY, TINY], F32), jnp.array([0.25, 0.75], F32))
+    want = -(0.5 * math.log(0.25) + 0.5 * math.log(0.75))
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+def test_cross_entropy_of_huge_weights():
+    q = jnp.array([0.25, 0.75], F32)
+    want = -(0.5 * math.log(0.25) + 0.5 * math.log(0.75))
+    # was nan: sum(p) overflowed to inf
+    np.testing.assert_allclose(
+        jaxinfo.cross_entropy(jnp.array([3e38, 3e38], F32), q), want, rtol=1e-5
+    )
+    # was inf: log(sum(q)) overflowed
+    got = jaxinfo.cross_entropy(jnp.array([0.5, 0.5], F32), jnp.array([3e38, 3e38], F32))
+    np.testing.assert_allclose(got, math.log(2), rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "p, q, want",
+    [
+        ([0.5, 0.5], [3e38, 3e38], 0.0),  # was inf: log(sum(q)) overflowed
+        ([1e37, 1e37], [0.5, 0.5], 0.0),  # was inf: p log p overflowed
+        ([TINY, 0.0], [0.5, 0.5], math.log(2)),  # was 0: p log p flushed to zero
+    ],
+)
+def test_kl_divergence_of_extreme_weights(p, q, want):
+    got = jaxinfo.kl_divergence(jnp.array(p, F32), jnp.array(q, F32))
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_cross_entropy_from_logits_of_extreme_weights():
+    logits = jnp.array([0.0, 1.0], F32)
+    want = math.log1p(math.e) - 0.5  # p = (1/2, 1/2)
+    # was log(1 + e) = 1.3133: sum(p) overflowed and the p-weighted sum vanished
+    got = jaxinfo.cross_entropy_from_logits(jnp.array([3e38, 3e38], F32), logits)
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    # was [-inf, -inf]; the true gradient, (-log q_i - H) / sum(p), is about 2e37
+    g = jax.grad(jaxinfo.cross_entropy_from_logits)(jnp.array([TINY, TINY], F32), logits)
+    assert np.all(np.isfinite(g))
+    np.testing.assert_allclose(g * (2 * TINY), [0.5, -0.5], rtol=1e-5)
+
+
+def test_scaled_weights_survive_xla_reciprocal():
+    # Found while fixing the above: XLA compiles w / max(w) as w * (1 / max(w)),
+    # and 1 / 3.4e38 is subnormal, flushed to zero on CPU: a row of bfloat16
+    # maxima had entropy 0. The divisor is clipped to [tiny, 1 / tiny].
+    p = jnp.full((9,), jnp.finfo(jnp.bfloat16).max, jnp.bfloat16)
+    np.testing.assert_allclose(jax.jit(jaxinfo.entropy)(p), math.log(9), rtol=1e-6)
+
+
+def test_gradient_on_a_row_of_subnormals_is_finite():
+    # Found while fixing the above: a row whose maximum is subnormal is empty
+    # where the platform flushes subnormals (CPU), but its exponent is not; a
+    # scale of 2**127 made the (one-sided) gradient inf. Such rows are not
+    # scaled now, as before the fix.
+    p = jnp.array([9.18355e-41], jnp.bfloat16)  # the smallest bfloat16
+    assert np.all(np.isfinite(jax.grad(jaxinfo.entropy)(p).astype(F32)))
+    assert np.all(np.isfinite(jax.jacfwd(jaxinfo.entropy)(p)))
+
+
+# Logits near the float maximum: a sum of p_i * s_i over classes overflowed
+# before the division by the total that brings it back in range. Found with
+# logits of -3.4e38 (float32's lowest) among zeros; fixed by normalising inside
+# the sum. BIG is chosen so that the true values are finite in float32.
+BIG = 3e38
+
+
+def test_cross_entropy_from_logits_with_huge_negative_logits():
+    # was inf: 1 * -3e38 + 1 * -3e38 overflowed before dividing by sum(p) = 2
+    got = jaxinfo.cross_entropy_from_logits(
+        jnp.array([1.0, 1.0, 0.0], F32), jnp.array([-BIG, -BIG, 0.0], F32)
+    )
+    np.testing.assert_allclose(got, BIG, rtol=1e-6)
+
+
+def test_kl_divergence_from_logits_with_huge_negative_logits():
+    # was inf: the sum of exp(s) * (s_p - s_q) = 6e38 overflowed before / Z = 3
+    got = jaxinfo.kl_divergence_from_logits(jnp.zeros(3, F32), jnp.array([-BIG, -BIG, 0.0], F32))
+    np.testing.assert_allclose(got, 2 / 3 * BIG, rtol=1e-6)
+
+
+def test_label_smoothing_with_huge_negative_logits():
+    # was inf: the mean of the logits was a sum (-6e38) divided by their number
+    logits = jnp.array([-BIG, -BIG, 0.0], F32)
+    got = jaxinfo.cross_entropy_from_labels(jnp.array(2), logits, label_smoothing=0.1)
+    np.testing.assert_allclose(got, 0.1 * 2 / 3 * BIG, rtol=1e-6)
+
+
+def test_label_on_a_row_with_every_class_excluded_measures_zero():
+    # Found by the property suite: the docstring said "a label on an excluded
+    # class has loss inf" without exception, while the code (and the README:
+    # "a row whose classes are all masked measures 0") gives 0 when every class
+    # of the row is excluded. The docstring now states the exception.
+    logits = jnp.zeros((2, 3), F32)
+    where = jnp.array([[False, False, False], [True, False, True]])
+    got = jaxinfo.cross_entropy_from_labels(jnp.array([0, 1]), logits, where=where)
+    np.testing.assert_array_equal(got, [0.0, np.inf])
+
+
+# The family (js_divergence, renyi_*, the joint measures) normalised with
+# p / sum(p): for weights near the float maximum the sum overflows and the row
+# became "no mass". Found by the property suite; fixed with _numerics.normalise
+# (scale_by_max, then divide).
+
+
+def test_family_of_huge_weights():
+    big = jnp.array([3e38, 3e38], F32)
+    np.testing.assert_allclose(
+        jaxinfo.renyi_entropy(jnp.full(7, 3e38, F32), 0.0), math.log(7), rtol=1e-6
+    )  # was 0
+    np.testing.assert_allclose(jaxinfo.renyi_entropy(big, 2.0), math.log(2), rtol=1e-6)  # was 0
+    js = jaxinfo.js_divergence(jnp.array([1.0, 0.0], F32), big)  # was 0
+    want = 0.5 * (math.log(4 / 3) + 0.5 * math.log(2 / 3) + 0.5 * math.log(2))
+    np.testing.assert_allclose(js, want, rtol=1e-5)
+    np.testing.assert_allclose(
+        jaxinfo.renyi_divergence(jnp.array([1.0, 0.0], F32), big, 1.0), math.log(2), rtol=1e-6
+    )  # was 0
+    table = jnp.full((2, 2), 3e38, F32)
+    np.testing.assert_allclose(jaxinfo.conditional_entropy(table), math.log(2), rtol=1e-6)
+    np.testing.assert_allclose(
+        jaxinfo.mutual_information(jnp.eye(2, dtype=F32) * 3e38), math.log(2), rtol=1e-6
+    )  # was 0
+
+
+def test_js_divergence_of_entries_near_the_smallest_normal():
+    # was inf: M = (P + Q) / 2 halved 2e-38 to a subnormal, flushed to zero, so
+    # D(P‖M) saw p > 0 = m. The Jensen-Shannon divergence is never infinite.
+    p, q = jnp.array([2e-38, 1.0], F32), jnp.array([0.0, 1.0], F32)
+    assert float(jaxinfo.js_divergence(p, q)) == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.5])
+def test_renyi_divergence_of_disjoint_supports_is_inf(alpha):
+    # was 16.6 (alpha = 0) and 33.3 (alpha = 1/2): the mass of P outside the
+    # support of Q summed to 1 - 6e-8, which was taken for a partial overlap.
+    p = jnp.array([0.175655618, 0.863178909, 0.541461229, 0.299711883, 0.422687232], F32)
+    assert jaxinfo.renyi_divergence(p, jnp.zeros(5, F32), alpha) == jnp.inf
+    assert jaxinfo.renyi_divergence(p, jnp.array([0, 0, 0, 0, 1.0], F32), alpha) < jnp.inf
+
+
+@pytest.mark.parametrize("measure", [jaxinfo.conditional_entropy, jaxinfo.mutual_information])
+def test_joint_gradients_with_small_marginals(measure):
+    # was NaN: the derivative of p(x, y) / p(x) in p(x) squares the marginal,
+    # 1e-40 underflows to zero in float32, and 0 * inf followed.
+    table = jnp.array([[1.0, 1e-20], [1e-20, 1e-20]], F32)
+    g = jax.grad(measure)(table)
+    assert np.all(np.isfinite(g)), g
+    with jax.enable_x64(True):
+        want = jax.grad(measure)(table.astype(jnp.float64))
+    np.testing.assert_allclose(g, want, rtol=1e-4, atol=1e-6)
+
+
+def test_kl_divergence_forward_mode_on_a_row_of_tiny_weights():
+    # Found by the property suite (float64, rows of 2.2e-308): jacfwd of
+    # kl_divergence was NaN where the true derivatives are about 4e37 (float32
+    # here). Each p_i log p_i carried log p = -87 times a derivative of 1e37,
+    # and the terms cancelled as inf - inf. The logarithms are now of the
+    # scaled weights (order one), normalised inside the sum.
+    p = jnp.full(4, TINY, F32)
+    q = jnp.array([0.64, 0.27, 0.04, 0.017], F32)
+    fwd = jax.jacfwd(jaxinfo.kl_divergence)(p, q)
+    np.testing.assert_allclose(fwd, jax.grad(jaxinfo.kl_divergence)(p, q), rtol=1e-5)
+    assert np.all(np.isfinite(fwd))
+    # and identical rows still cancel exactly, whatever their scale
+    for row in ([0.2, 0.3, 0.5], [3e38, 1e38], [TINY, 2 * TINY]):
+        assert float(jaxinfo.kl_divergence(jnp.array(row, F32), jnp.array(row, F32))) == 0.0
