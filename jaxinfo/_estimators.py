@@ -163,10 +163,14 @@ def entropy_from_counts(
         f1 = jnp.sum(counts == 1, axis=axis, keepdims=True).astype(counts.dtype)
         f1 = jnp.where(f1 == n, n - 1, f1)
         coverage = 1 - f1 / n_safe
-        pa = coverage * counts / n_safe
-        # Probability that the outcome is seen at least once in N draws.
-        inclusion = -jnp.expm1(n * jnp.log1p(-jnp.where(seen, pa, jnp.zeros_like(pa))))
-        inclusion = jnp.where(seen, inclusion, jnp.ones_like(inclusion))
+        # Frequencies without overflow: counts whose sum N is beyond the float
+        # range (N = inf) still have frequencies counts / N > 0.
+        pa = coverage * nx.normalise(counts, axis)
+        # Probability that the outcome is seen at least once in N draws; a bin
+        # whose frequency underflows adds 0 anyway, and must not meet N = inf.
+        counted = seen & (pa > 0)
+        inclusion = -jnp.expm1(n * jnp.log1p(-jnp.where(counted, pa, jnp.zeros_like(pa))))
+        inclusion = jnp.where(counted, inclusion, jnp.ones_like(inclusion))
         h = 0 - jnp.sum(nx.xlogx(pa) / inclusion, axis=axis, keepdims=True)
         h = jnp.where(has_samples, h, jnp.zeros_like(h))
     return nx.finish(h, axis, keepdims, base)
