@@ -107,14 +107,14 @@ def _scaled_cgf(x: Array, w: Array, t: Array, axis: int) -> Array:
     t_big = jnp.where(small | ~finite, jnp.ones_like(t), t)
     log_w = nx.clamped_log(w)
     s = jnp.where(support, log_w + t_big * x, -jnp.inf)
-    s_max = lax.stop_gradient(jnp.max(s, axis=axis, keepdims=True))
+    s_max = lax.stop_gradient(jnp.max(s, axis=axis, keepdims=True, initial=-jnp.inf))
     s_max = jnp.where(nonempty, s_max, jnp.zeros_like(s_max))
     z = jnp.sum(jnp.exp(s - s_max), axis=axis, keepdims=True)
     z = jnp.where(z > 0, z, jnp.ones_like(z))
     m_big = (s_max + jnp.log(z)) / t_big
 
     # t = inf: the maximum.
-    x_max = jnp.max(jnp.where(support, x, -jnp.inf), axis=axis, keepdims=True)
+    x_max = jnp.max(jnp.where(support, x, -jnp.inf), axis=axis, keepdims=True, initial=-jnp.inf)
     m_inf = jnp.where(nonempty, x_max, jnp.zeros_like(x_max))
 
     m = jnp.where(finite, jnp.where(small, m_small, m_big), m_inf)

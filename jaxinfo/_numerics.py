@@ -5,6 +5,10 @@ Everything numerically delicate lives here, once:
 * the dtype policy (integers promote to float, bf16/f16 compute in float32,
   complex and non-numeric inputs are rejected);
 * argument checks that run at trace time, so bad input fails before compiling;
+* the scaling of non-negative weights by a power of two near their row total
+  (:func:`scale_by_total`), so that weights of any magnitude, from the
+  smallest normal number to the float maximum, neither overflow nor
+  underflow;
 * ``x log x`` and ``x log y`` with the conventions ``0 log 0 = 0`` and
   ``p log 0 = -inf`` for ``p > 0``, whose gradients are finite wherever the
   value is;
@@ -323,6 +327,11 @@ def _one_where_zero(x: Array) -> Array:
     return 1 - jnp.sign(x)
 
 
+def _below_normal(x: Array) -> Array:
+    """``x < tiny``: zero or subnormal, which XLA:CPU flushes to zero in some operations."""
+    return x < jnp.finfo(x.dtype).tiny
+
+
 @jax.custom_jvp
 def xlogy(x: Array, y: Array) -> Array:
     """``x * log(y)`` with ``0 log y = 0`` for every ``y >= 0``, for ``x >= 0``.
@@ -345,8 +354,11 @@ def _xlogy_jvp(primals, tangents):
     out = xlogy(x, y)
     # Selects here, not the primal's arithmetic: sharing that with the primal
     # would make XLA keep a full-size temporary between the two passes.
-    d_dx = None if _tangent(dx) is None else jnp.log(jnp.where((x == 0) & (y == 0), 1.0, y))
-    d_dy = x / jnp.where(x == 0, jnp.inf, y)  # x / y, and 0 (not 0 / 0) where x = 0
+    # "Zero" includes subnormals, which XLA:CPU reads as 0 in some operations
+    # and not in others.
+    x_zero, y_zero = _below_normal(x), _below_normal(y)
+    d_dx = None if _tangent(dx) is None else jnp.log(jnp.where(x_zero & y_zero, 1.0, y))
+    d_dy = x / jnp.where(x_zero, jnp.inf, y)  # x / y, and 0 (not 0 / 0) where x = 0
     return out, _linear(out, (d_dx, dx), (d_dy, dy))
 
 
@@ -371,9 +383,9 @@ def _xlog_ratio_jvp(primals, tangents):
     d_dx = None
     if _tangent(dx) is not None:
         tiny = jnp.finfo(x.dtype).tiny
-        log_y = jnp.log(jnp.where((x == 0) & (y == 0), 1.0, y))
+        log_y = jnp.log(jnp.where(_below_normal(x) & _below_normal(y), 1.0, y))
         d_dx = jnp.log(jnp.where(x > tiny, x, tiny)) + 1 - log_y
-    d_dy = -x / jnp.where(x == 0, jnp.inf, y)
+    d_dy = -x / jnp.where(_below_normal(x), jnp.inf, y)
     return out, _linear(out, (d_dx, dx), (d_dy, dy))
 
 
@@ -397,6 +409,48 @@ def _xlog_from_log_jvp(primals, tangents):
     out = xlog_from_log(x, log_y)
     log_y = jnp.where((x == 0) & (log_y == -jnp.inf), jnp.zeros_like(log_y), log_y)
     return out, _linear(out, (log_y, dx), (x, dlog_y))
+
+
+# Scaled weights (see scale_by_total) enter the sums as ``p * scale``, with a
+# per-row ``scale``. Under differentiation the value and the derivative would
+# share that full-size product, and XLA:CPU then keeps it in memory between
+# the two. The rules below recompute it, behind an optimisation barrier on the
+# (per-row) scale so that XLA cannot merge the two products back into one.
+
+
+@jax.custom_jvp
+def scaled_xlog_ratio(p: Array, p_scale: Array, q: Array, q_scale: Array) -> Array:
+    """:func:`xlog_ratio` of ``p * p_scale`` and ``q * q_scale``; the scales get no gradient."""
+    return xlog_ratio(p * p_scale, q * q_scale)
+
+
+@functools.partial(scaled_xlog_ratio.defjvp, symbolic_zeros=True)
+def _scaled_xlog_ratio_jvp(primals, tangents):
+    p, a, q, b = primals
+    dp, _, dq, _ = tangents
+    out = scaled_xlog_ratio(p, a, q, b)
+    a, b = lax.optimization_barrier((a, b))
+    dx = None if _tangent(dp) is None else dp * a
+    dy = None if _tangent(dq) is None else dq * b
+    _, tangent = _xlog_ratio_jvp((p * a, q * b), (dx, dy))
+    return out, tangent
+
+
+@jax.custom_jvp
+def scaled_xlog_from_log(p: Array, scale: Array, log_y: Array) -> Array:
+    """:func:`xlog_from_log` of ``p * scale``; ``scale`` gets no gradient."""
+    return xlog_from_log(p * scale, log_y)
+
+
+@functools.partial(scaled_xlog_from_log.defjvp, symbolic_zeros=True)
+def _scaled_xlog_from_log_jvp(primals, tangents):
+    p, scale, log_y = primals
+    dp, _, dlog_y = tangents
+    out = scaled_xlog_from_log(p, scale, log_y)
+    scale = lax.optimization_barrier(scale)
+    dx = None if _tangent(dp) is None else dp * scale
+    _, tangent = _xlog_from_log_jvp((p * scale, log_y), (dx, _tangent(dlog_y)))
+    return out, tangent
 
 
 def row_sum(x: Array, axis: int | tuple[int, ...], narrow: ArrayLike | None = None) -> Array:
@@ -426,86 +480,116 @@ def safe_total(x: Array, axis: int | tuple[int, ...], narrow: ArrayLike | None =
 
 
 class Scaled(NamedTuple):
-    """Non-negative weights scaled by a power of two near their row maximum.
+    """Non-negative weights and their row total, scaled by a power of two.
 
     Attributes:
-      x: ``w / 2**e`` along the axis, with ``2**e`` the smallest power of two at
-        or above ``max(w)``: entries in ``[0, 1]`` (``x / total`` is the
-        normalised distribution).
-      total: ``sum(x)`` (kept); 1 on rows with no mass.
-      log_total: ``log(sum(w))`` (kept), as ``e log 2 + log(total)`` so that it
-        neither overflows nor underflows; 0 on rows with no mass.
+      scale: ``2**-e`` (kept), with ``2**e`` the power of two just above the
+        row's total: the constant to multiply the weights by before any
+        product or logarithm (no gradient flows through it).
+      total: ``sum(w) * scale`` (kept), in ``[1/2, 1)`` (up to 4 at the ends of
+        the float range); 1 on rows with no mass. It carries the gradient.
+      log_scale: ``e log 2 = -log(scale)`` (kept); ``log(sum(w))`` is
+        ``log(total) + log_scale``.
       nonempty: boolean (kept), whether the row has positive mass.
-      log_scale: ``e log 2`` (kept), 0 on rows with no mass.
     """
 
-    x: Array
+    scale: Array
     total: Array
-    log_total: Array
-    nonempty: Array
     log_scale: Array
+    nonempty: Array
 
 
-def scale_by_max(w: Array, axis: int | tuple[int, ...]) -> Scaled:
-    """Brings a row of non-negative weights to ``[0, 1]`` before any product.
+def scale_by_total(
+    w: Array,
+    axis: int | tuple[int, ...],
+    narrow: ArrayLike | None = None,
+    axis_name: AxisName | None = None,
+) -> Scaled:
+    """The row total of non-negative weights, and the power of two that brings it to one.
 
     Probabilities are normalised along the axis, so any non-negative weights
-    are valid input, from counts near the float maximum (whose ``w log w`` or
-    sum overflows) down to rows of numbers near the smallest normal (whose
-    products underflow to zero and whose gradients, of order
-    ``1 / sum(w)**2``, overflow). Scaling each row by a power of two near its
-    maximum keeps every intermediate of order one, and is exact: rows whose
-    maximum lies in ``(1/2, 1]``, normalised probabilities among them, are not
-    changed at all. The exponent is under ``stop_gradient``; the normalised
-    distribution does not depend on it, so the gradients are exact.
+    are valid input: counts near the float maximum, whose ``w log w`` or sum
+    overflows, and rows of numbers near the smallest normal, whose products
+    underflow and whose gradients (of order ``1 / sum(w)**2``) overflow.
+    Multiplying a row by ``scale``, a power of two, keeps every intermediate
+    of order one and is exact: for weights that already sum to about one it is
+    ``1/2`` or 1 and changes no digit. The measures compute with
+    ``w * scale`` and ``total``; since they depend only on the normalised
+    distribution, ``scale`` needs no gradient and the gradients are exact.
 
-    The scale is a multiplication by ``2**-e`` with ``e`` clipped so that
-    ``2**-e`` is a normal number (XLA would turn a division into a
-    multiplication by a reciprocal anyway, and a subnormal one is flushed to
-    zero on CPU); rows of weights beyond the clip get entries up to 4.
+    The total is the row sum the normalisation needs anyway: the scale costs
+    one multiplication per entry, not a pass over the data (a row maximum,
+    the textbook choice, is a pass of its own, and on XLA:CPU a slow one).
+    Only where the sum itself overflows is it taken again, of the scaled
+    weights; a ``lax.cond`` keeps that second pass off the common path (under
+    ``vmap`` the cond becomes a select and both run). ``scale`` is clipped to
+    normal numbers: a subnormal one is flushed to zero on CPU.
+
+    Args:
+      w: non-negative weights.
+      axis: the axis (or axes) of a row.
+      narrow: the input ``w`` was widened from, as in :func:`row_sum`.
+      axis_name: the row's classes are split across the devices of this mesh
+        axis (see :func:`class_sum`).
     """
+    if axis_name is None:
+        raw = row_sum(w, axis, narrow)
+    else:
+        raw = class_sum(w, axis, axis_name)
     info = jnp.finfo(w.dtype)
-    m = lax.stop_gradient(jnp.max(w, axis=axis, keepdims=True))
-    mantissa, e = jnp.frexp(m)  # m = mantissa * 2**e, mantissa in [1/2, 1); 0 -> e = 0
-    e = jnp.where(mantissa == 0.5, e - 1, e)  # a power of two is its own scale
-    # m > 0 is false for a subnormal m where the platform flushes them: that
-    # row is empty to every other operation too.
-    e = jnp.where(m > 0, jnp.clip(e, info.minexp - 1, info.maxexp - 2), jnp.zeros_like(e))
-    x = w * jnp.ldexp(jnp.ones_like(m), -e)
-    total = jnp.sum(x, axis=axis, keepdims=True)
+    fixed = lax.stop_gradient(raw)
+    _, e = jnp.frexp(fixed)  # raw = mantissa * 2**e, mantissa in [1/2, 1)
+    e = jnp.where(fixed == jnp.inf, info.maxexp, e)
+    # raw > 0 is false for a subnormal total where the platform flushes
+    # subnormals (CPU): that row is empty to every other operation too.
+    e = jnp.where(fixed > 0, e, jnp.zeros_like(e))
+    e = jnp.clip(e, -(info.maxexp - 1), -info.minexp)
+    scale = jnp.ldexp(jnp.ones_like(raw), -e)
+    source = w
+    if narrow is not None and np.shape(narrow) == w.shape:
+        source = jnp.asarray(narrow)  # widened again only if the sum overflows
+    total = _scaled_total(raw, source, scale, axis, axis_name)
     nonempty = total > 0
-    total = jnp.where(nonempty, total, jnp.ones_like(total))
-    log_scale = e.astype(w.dtype) * np.log(2).astype(w.dtype)
     return Scaled(
-        x=x,
-        total=total,
-        log_total=log_scale + jnp.log(total),
+        scale=scale,
+        total=jnp.where(nonempty, total, jnp.ones_like(total)),
+        log_scale=e.astype(w.dtype) * np.log(2).astype(w.dtype),
         nonempty=nonempty,
-        log_scale=log_scale,
     )
 
 
-def log_scaled(w: Array, sw: Scaled) -> Array:
-    """``log(w / 2**e)`` for the weights ``w`` that ``sw = scale_by_max(w)`` scaled.
+@functools.partial(jax.custom_jvp, nondiff_argnums=(3, 4))
+def _scaled_total(raw, source, scale, axis, axis_name):
+    """``raw * scale``, and where ``raw = sum(w)`` overflowed, ``sum(w * scale)``.
 
-    ``log(sw.x)`` where the scaled entry is positive (so identical inputs give
-    identical logarithms), ``log(w) - e log 2`` where it underflowed (an entry
-    far below the row's maximum), ``-inf`` where ``w = 0``. One logarithm per
-    entry, and no NaN in its gradient at 0 (the argument is replaced first).
+    ``source`` is ``w`` or the narrower array it was widened from. The
+    derivative is ``d raw * scale`` (a custom rule, so that neither the
+    ``cond`` nor ``source`` appear in the derivative's program: otherwise the
+    transposed ``cond`` materialises a zero cotangent of the size of ``w``).
     """
-    scaled_ok = sw.x > 0
-    positive = w > 0
-    arg = jnp.where(scaled_ok, sw.x, jnp.where(positive, w, jnp.ones_like(w)))
-    shift = jnp.where(scaled_ok, jnp.zeros_like(sw.log_scale), sw.log_scale)
-    return jnp.where(positive, jnp.log(arg) - shift, -jnp.inf)
+    overflow = raw == jnp.inf
+
+    def rescaled():
+        again = class_sum(source.astype(raw.dtype) * scale, axis, axis_name)
+        return jnp.where(overflow, again, raw * scale)
+
+    if axis_name is not None:
+        return rescaled()
+    return lax.cond(jnp.any(overflow), rescaled, lambda: raw * scale)
+
+
+@_scaled_total.defjvp
+def _scaled_total_jvp(axis, axis_name, primals, tangents):
+    raw, source, scale = primals
+    return _scaled_total(raw, source, scale, axis, axis_name), tangents[0] * scale
 
 
 def normalise(w: Array, axis: int | tuple[int, ...]) -> Array:
     """``w / sum(w)`` along ``axis`` (an int or a tuple), for any non-negative
     weights: no overflow for huge ones, no underflow for tiny ones (see
-    :func:`scale_by_max`); rows with no mass stay 0."""
-    sw = scale_by_max(w, axis)
-    return sw.x / sw.total
+    :func:`scale_by_total`); rows with no mass stay 0."""
+    sw = scale_by_total(w, axis)
+    return w * sw.scale / sw.total
 
 
 # --------------------------------------------------------------------------
@@ -548,7 +632,7 @@ def shift_logits(
     """
     if mask is not None:
         logits = jnp.where(mask, logits, -jnp.inf)
-    m = lax.stop_gradient(jnp.max(logits, axis=axis, keepdims=True))
+    m = lax.stop_gradient(jnp.max(logits, axis=axis, keepdims=True, initial=-jnp.inf))
     if axis_name is not None:
         # The shift needs no gradient; stop_gradient before the collective
         # keeps pmax out of differentiation altogether.
@@ -568,7 +652,9 @@ def _finite_or_zero(x: Array) -> Array:
 
 def _row_max(logits: Array, axis: int) -> Array:
     """The maximum along ``axis`` (kept) as a constant shift: 0 where not finite."""
-    return _finite_or_zero(lax.stop_gradient(jnp.max(logits, axis=axis, keepdims=True)))
+    return _finite_or_zero(
+        lax.stop_gradient(jnp.max(logits, axis=axis, keepdims=True, initial=-jnp.inf))
+    )
 
 
 def shift_by_max(logits: Array, axis: int) -> Array:
@@ -579,7 +665,7 @@ def shift_by_max(logits: Array, axis: int) -> Array:
     select, so that XLA:CPU can fuse the maximum, the shift and the reductions
     that follow into one pass.
     """
-    m = lax.stop_gradient(jnp.max(logits, axis=axis, keepdims=True))
+    m = lax.stop_gradient(jnp.max(logits, axis=axis, keepdims=True, initial=-jnp.inf))
     return logits - jnp.maximum(m, jnp.finfo(logits.dtype).min)
 
 
@@ -673,9 +759,9 @@ def softmax_cross_entropy(
 def _softmax_cross_entropy_fused(p: Array, logits: Array, axis: int) -> Array:
     _, log_q = _softmax_fused(logits, axis)
     wide = p.astype(logits.dtype)
-    total = row_sum(wide, axis, p)
-    weighted = jnp.sum(xlog_from_log(wide, log_q), axis=axis, keepdims=True)
-    return jnp.where(total > 0, -weighted / jnp.where(total > 0, total, 1.0), 0.0)
+    sp = scale_by_total(wide, axis, p)
+    weighted = jnp.sum(scaled_xlog_from_log(wide, sp.scale, log_q), axis=axis, keepdims=True)
+    return jnp.where(sp.nonempty, -weighted / sp.total, 0.0)
 
 
 def _softmax_cross_entropy_reference(
@@ -683,11 +769,10 @@ def _softmax_cross_entropy_reference(
 ) -> Array:
     p = p.astype(logits.dtype)
     sh = shift_logits(logits, axis, None, axis_name)
-    sum_p = class_sum(p, axis, axis_name)
-    total_p = jnp.where(sum_p > 0, sum_p, jnp.ones_like(sum_p))
-    weighted = class_sum(xlog_from_log(p, sh.s), axis, axis_name)
-    ce = sh.log_z - weighted / total_p
-    return jnp.where(sum_p > 0, ce, jnp.zeros_like(ce))
+    sp = scale_by_total(p, axis, axis_name=axis_name)
+    weighted = class_sum(scaled_xlog_from_log(p, sp.scale, sh.s), axis, axis_name)
+    ce = sh.log_z - weighted / sp.total
+    return jnp.where(sp.nonempty, ce, jnp.zeros_like(ce))
 
 
 @_softmax_cross_entropy_fused.defjvp

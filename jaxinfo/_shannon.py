@@ -110,8 +110,10 @@ def entropy(
     if mask is not None:
         p = jnp.where(mask, p, jnp.zeros_like(p))
         narrow = None
-    total = nx.safe_total(p, axis, narrow)
-    h = jnp.log(total) - jnp.sum(nx.xlogx(p), axis=axis, keepdims=True) / total
+    # H = log t - sum(x log x) / t for the scaled weights x = p * scale, t = sum(x)
+    sp = nx.scale_by_total(p, axis, narrow)
+    weighted = jnp.sum(nx.xlogx(p * sp.scale), axis=axis, keepdims=True)
+    h = jnp.log(sp.total) - weighted / sp.total
     return nx.finish(h, axis, keepdims, base)
 
 
@@ -158,11 +160,13 @@ def cross_entropy(
     nx.check_base(base)
     narrow = (None, None) if where is not None else (p, q)
     p, q, axis = _prepare_pair(p, q, "p", "q", axis, where)
-    sum_p = nx.row_sum(p, axis, narrow[0])
-    total_p = jnp.where(sum_p > 0, sum_p, jnp.ones_like(sum_p))
-    total_q = nx.safe_total(q, axis, narrow[1])
-    ce = jnp.log(total_q) - jnp.sum(nx.xlogy(p, q), axis=axis, keepdims=True) / total_p
-    ce = jnp.where(sum_p > 0, ce, jnp.zeros_like(ce))
+    # P is scaled (see nx.scale_by_total); Q only needs log(sum(q)), which
+    # the scaled total gives without overflow.
+    sp = nx.scale_by_total(p, axis, narrow[0])
+    sq = nx.scale_by_total(q, axis, narrow[1])
+    weighted = jnp.sum(nx.xlogy(p * sp.scale, q), axis=axis, keepdims=True)
+    ce = jnp.log(sq.total) + sq.log_scale - weighted / sp.total
+    ce = jnp.where(sp.nonempty, ce, jnp.zeros_like(ce))
     return nx.finish(ce, axis, keepdims, base)
 
 
@@ -209,13 +213,14 @@ def kl_divergence(
     nx.check_base(base)
     narrow = (None, None) if where is not None else (p, q)
     p, q, axis = _prepare_pair(p, q, "p", "q", axis, where)
-    sum_p = nx.row_sum(p, axis, narrow[0])
-    total_p = jnp.where(sum_p > 0, sum_p, jnp.ones_like(sum_p))
-    total_q = nx.safe_total(q, axis, narrow[1])
-    terms = nx.xlog_ratio(p, q)
-    kl = jnp.sum(terms, axis=axis, keepdims=True) / total_p
-    kl = kl - jnp.log(total_p) + jnp.log(total_q)
-    kl = jnp.where(sum_p > 0, kl, jnp.zeros_like(kl))
+    # Both scaled (see nx.scale_by_total): with x = p * scale_p, y = q * scale_q
+    # and their totals s, t, D = sum(x log(x / y)) / s - log s + log t.
+    sp = nx.scale_by_total(p, axis, narrow[0])
+    sq = nx.scale_by_total(q, axis, narrow[1])
+    terms = nx.scaled_xlog_ratio(p, sp.scale, q, sq.scale)
+    kl = jnp.sum(terms, axis=axis, keepdims=True) / sp.total
+    kl = kl - jnp.log(sp.total) + jnp.log(sq.total)
+    kl = jnp.where(sp.nonempty, kl, jnp.zeros_like(kl))
     return nx.finish(kl, axis, keepdims, base)
 
 
@@ -395,7 +400,9 @@ def cross_entropy_from_labels(
       logits: the model's unnormalised log-probabilities.
       axis: the axis of ``logits`` that holds the classes.
       where: optional boolean mask, broadcastable to ``logits``, of classes to
-        include. A label on an excluded class has loss ``inf``.
+        include. A label on an excluded class has loss ``inf``, except in a
+        row whose classes are all excluded (or ``-inf``): like every empty row,
+        it measures 0.
       base: logarithm base; ``None`` for nats, ``2`` for bits.
       label_smoothing: ``ε`` in ``[0, 1]``; may be traced.
       axis_name: for vocabulary (tensor) parallelism inside ``shard_map``:
@@ -439,14 +446,19 @@ def cross_entropy_from_labels(
         sh = nx.shift_logits(logits, axis, mask, axis_name)
         is_label = nx.class_ids(logits.shape, axis, axis_name) == y
         s_y = nx.class_sum(jnp.where(is_label, sh.s, jnp.zeros_like(sh.s)), axis, axis_name)
+        # -inf on an empty row, which measures 0: made finite before any product,
+        # so that the zero cotangent of the final select does not meet 0 * inf.
+        s_y = jnp.where(sh.nonempty, s_y, jnp.zeros_like(s_y))
         if no_smoothing:
             loss = sh.log_z - s_y
         else:
             eps = jnp.asarray(label_smoothing, dtype=logits.dtype)
             valid = sh.s > -jnp.inf
             n_valid = nx.class_sum(valid, axis, axis_name).astype(logits.dtype)
-            s_sum = nx.class_sum(jnp.where(valid, sh.s, jnp.zeros_like(sh.s)), axis, axis_name)
-            s_mean = s_sum / jnp.maximum(n_valid, 1)
+            # The mean as a sum of s / n: a sum of logits near -3e38 overflows.
+            weight = 1 / jnp.maximum(n_valid, 1)
+            s_valid = jnp.where(valid, sh.s, jnp.zeros_like(sh.s))
+            s_mean = nx.class_sum(s_valid * weight, axis, axis_name)
             loss = sh.log_z - nx.xlog_from_log(1 - eps, s_y) - eps * s_mean
         loss = jnp.where(sh.nonempty, loss, jnp.zeros_like(loss))
     loss = jnp.where(y >= num_classes, jnp.full_like(loss, jnp.nan), loss)
