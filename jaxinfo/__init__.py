@@ -23,11 +23,19 @@ from jaxinfo._shannon import entropy_from_logits as entropy_from_logits
 from jaxinfo._shannon import information as information
 from jaxinfo._shannon import kl_divergence as kl_divergence
 from jaxinfo._shannon import kl_divergence_from_logits as kl_divergence_from_logits
+from jaxinfo._validation import check_distribution as check_distribution
+from jaxinfo._validation import check_logits as check_logits
+from jaxinfo._validation import checkify_distribution as checkify_distribution
+from jaxinfo._validation import checkify_logits as checkify_logits
 
 __version__ = "0.1.0"
 
 __all__ = [
     "binary_entropy",
+    "check_distribution",
+    "check_logits",
+    "checkify_distribution",
+    "checkify_logits",
     "conditional_entropy",
     "cross_entropy",
     "cross_entropy_from_labels",

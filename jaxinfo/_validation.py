@@ -1,0 +1,535 @@
+"""Checks of input values, for users who want to be told what is wrong and where.
+
+The measures check only what is known while tracing (dtypes, shapes, ``axis``)
+and take values as given: a check of values would cost a pass over the data,
+and, outside ``jit``, a wait for the device, on every call. So a negative
+"probability" or a NaN logit gives a meaningless or NaN result, not an error.
+The functions here check the values, when asked, and name the first offending
+entry or row by its full index:
+
+* :func:`check_distribution` and :func:`check_logits` run eagerly, in NumPy on
+  the host, on concrete arrays, and raise a ``ValueError``;
+* :func:`checkify_distribution` and :func:`checkify_logits` make the same checks
+  inside ``jit`` and ``vmap`` as ``jax.experimental.checkify`` checks, which
+  report through the error value that ``checkify.checkify`` returns.
+
+Both forms share one description of each check (:class:`_Finding`), so their
+messages agree. The checks are taken in order: NaN, then infinities, then
+negative entries, then whole rows; the first that fails is reported.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Iterator
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.experimental import checkify
+from jax.typing import ArrayLike
+
+from jaxinfo import _numerics as nx
+
+Array = nx.Array
+
+# How far a row's sum may be from 1 by default, by dtype. A few times the most
+# that rounding each entry of an exact distribution to the dtype can move the
+# sum (half a unit in the last place, relative: 3.9e-3 for bfloat16, 4.9e-4
+# for float16, 6e-8 for float32, 1.1e-16 for float64), with room in float32
+# and float64 for the rounding of the computation that produced ``p``; small
+# enough to catch a forgotten class or an unnormalised row.
+DEFAULT_ATOL = {
+    np.dtype(jnp.bfloat16): 1e-2,
+    np.dtype(jnp.float16): 1e-3,
+    np.dtype(jnp.float32): 1e-5,
+    np.dtype(jnp.float64): 1e-9,
+}
+
+_ROWS = ("such row", "such rows")
+_EMPTY_ROW_HINT = (
+    "; pass allow_empty_rows=True if that is intended (jaxinfo measures an empty row as 0)"
+)
+
+
+class _Finding(NamedTuple):
+    """One check: where an input is wrong, and how to say so.
+
+    ``message`` is a format string in which ``{index}`` stands for the index
+    of the first offending element of ``bad`` (in row-major order) and
+    ``{value...}`` for the element of ``value`` there.
+    """
+
+    bad: Any  # boolean array (NumPy or JAX), True where the input is wrong
+    message: str
+    value: Any = None
+    more: tuple[str, str] = ("such entry", "such entries")  # ", and N more ...", 1 and N
+    hint: str = ""
+
+
+def _index_template(ndim: int) -> str:
+    """``(i0, i1)`` as a format string with one field per dimension: ``({i0}, {i1})``."""
+    fields = [f"{{i{k}}}" for k in range(ndim)]
+    if ndim == 1:
+        return f"({fields[0]},)"
+    return "(" + ", ".join(fields) + ")"
+
+
+def _template(finding: _Finding, ndim: int) -> str:
+    return finding.message.replace("{index}", _index_template(ndim))
+
+
+def _raise_if_found(finding: _Finding) -> None:
+    """Eager form: a ValueError naming the first offending location, if any."""
+    bad = np.asarray(finding.bad)
+    count = int(np.count_nonzero(bad))
+    if count == 0:
+        return
+    first = int(np.argmax(bad.reshape(-1)))
+    fields = {f"i{k}": int(i) for k, i in enumerate(np.unravel_index(first, bad.shape))}
+    if finding.value is not None:
+        fields["value"] = np.asarray(finding.value).reshape(-1)[first]
+    text = _template(finding, bad.ndim).format(**fields)
+    if count > 1:
+        text += f", and {count - 1} more {finding.more[count > 2]}"
+    raise ValueError(text + finding.hint)
+
+
+def _check(finding: _Finding) -> None:
+    """Traced form: a ``checkify.check`` with the same message and fields."""
+    bad = finding.bad
+    if bad.size == 0:
+        return
+    first = jnp.argmax(bad.reshape(-1))
+    index = jnp.unravel_index(first, bad.shape) if bad.ndim else ()
+    fields = {f"i{k}": i for k, i in enumerate(index)}
+    if finding.value is not None:
+        fields["value"] = finding.value.reshape(-1)[first]
+    fields["count"] = jnp.sum(bad, dtype=jnp.int32) - 1
+    text = f"{_template(finding, bad.ndim)}, and {{count}} more{finding.hint}"
+    checkify.check(jnp.logical_not(jnp.any(bad)), text, **fields)
+
+
+def _refuse_tracers(function: str, traced_form: str, **arguments: object) -> None:
+    for name, value in arguments.items():
+        if isinstance(value, jax.core.Tracer):
+            raise TypeError(
+                f"{function} checks concrete values on the host, but {name} is a traced "
+                "value here (inside jit, vmap, grad, scan or the like). In traced code use "
+                f"jaxinfo.{traced_form} and run the function through "
+                f"jax.experimental.checkify.checkify (see jaxinfo.{traced_form}'s docstring)."
+            )
+
+
+def _value_format(dtype: np.dtype) -> str:
+    """A format spec that shows a value of ``dtype`` to the precision it holds."""
+    return f".{jnp.finfo(dtype).precision + 1}g"
+
+
+def _tolerance(atol: object, dtype: np.dtype) -> float:
+    if atol is None:
+        return DEFAULT_ATOL.get(np.dtype(dtype), float(jnp.finfo(dtype).eps))
+    if isinstance(atol, jax.core.Tracer) or np.asarray(atol).dtype.kind not in "fiu":
+        raise TypeError(f"atol must be a non-negative number or None, got {atol!r}.")
+    if np.ndim(atol) != 0:
+        raise ValueError(f"atol must be a scalar, got shape {np.shape(atol)}.")
+    value = float(atol)
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"atol must be a finite number >= 0, got {atol!r}.")
+    return value
+
+
+# --------------------------------------------------------------------------
+# the checks, written once for NumPy (eager) and jax.numpy (traced)
+# --------------------------------------------------------------------------
+
+
+def _row_label(name: str, ndim: int) -> str:
+    """How a message names one distribution: ``p`` itself when it is one-dimensional."""
+    return f"row {{index}} of {name}" if ndim > 1 else name
+
+
+def _distribution_findings(
+    xp, x, include, axis: int, shown_axis: int, masked: bool, *, atol, normalized, allow_empty
+) -> Iterator[_Finding]:
+    name = "p"
+    value = "{value:" + _value_format(x.dtype) + "}"
+    yield _Finding(
+        xp.isnan(x) & include,
+        f"{name} has NaN at index {{index}}",
+        more=("NaN entry", "NaN entries"),
+    )
+    yield _Finding(
+        xp.isinf(x) & include,
+        f"{name} has {{value}} at index {{index}}",
+        x,
+        ("infinite entry", "infinite entries"),
+        "; probabilities must be finite",
+    )
+    yield _Finding(
+        (x < 0) & include,
+        f"{name} has a negative entry {value} at index {{index}}",
+        x,
+        ("negative entry", "negative entries"),
+        "; probabilities (and the weights that jaxinfo normalises) must be >= 0",
+    )
+    wide = x.astype(nx.compute_dtype(x.dtype))
+    total = xp.sum(xp.where(include, wide, xp.zeros_like(wide)), axis=axis)
+    row = _row_label(name, x.ndim)
+    if not allow_empty:
+        summed = "its entries selected by where sum" if masked else "sums"
+        yield _Finding(
+            total == 0,
+            f"{row} has no mass ({summed} to 0 along axis {shown_axis})",
+            more=_ROWS,
+            hint=_EMPTY_ROW_HINT,
+        )
+    if normalized:
+        total_value = "{value:" + _value_format(total.dtype) + "}"
+        yield _Finding(
+            (xp.abs(total - 1) > atol) & (total != 0),
+            f"{row} sums to {total_value} along axis {shown_axis}, expected 1 (atol={atol:g})",
+            total,
+            _ROWS,
+            "; pass normalized=False for non-negative weights, which jaxinfo normalises along axis",
+        )
+
+
+def _logits_findings(
+    xp, x, include, axis: int, shown_axis: int, masked: bool, *, allow_empty
+) -> Iterator[_Finding]:
+    name = "logits"
+    yield _Finding(
+        xp.isnan(x) & include,
+        f"{name} has NaN at index {{index}}",
+        more=("NaN entry", "NaN entries"),
+    )
+    yield _Finding(
+        (x == np.inf) & include,
+        f"{name} has +inf at index {{index}}",
+        more=("+inf entry", "+inf entries"),
+        hint="; logits must be finite, or -inf for an impossible (masked) class",
+    )
+    if not allow_empty:
+        possible = xp.any((x > -np.inf) & include, axis=axis)
+        every = "is -inf or excluded by where" if masked else "is -inf"
+        yield _Finding(
+            xp.logical_not(possible),
+            f"{_row_label(name, x.ndim)} has no possible class along axis {shown_axis} "
+            f"(every entry {every})",
+            more=_ROWS,
+            hint=_EMPTY_ROW_HINT,
+        )
+
+
+def _prepare(x: ArrayLike, name: str, axis: object, where: ArrayLike | None):
+    x = nx.as_real_array(x, name)
+    canonical = nx.canonical_axis(axis, x.ndim, name)
+    mask = nx.as_mask(where, x.shape, name)
+    return x, canonical, operator.index(axis), mask
+
+
+# --------------------------------------------------------------------------
+# public functions
+# --------------------------------------------------------------------------
+
+
+def check_distribution(
+    p: ArrayLike,
+    *,
+    axis: int = -1,
+    where: ArrayLike | None = None,
+    normalized: bool = True,
+    atol: float | None = None,
+    allow_empty_rows: bool = False,
+) -> Array:
+    """Checks that ``p`` holds probability distributions along ``axis``; raises if not.
+
+    The measures do not check values (it would cost them a pass over the data
+    and a wait for the device); this does, eagerly, in NumPy on the host, and
+    says what is wrong and where, with the full index of the first offending
+    entry or row and how many more there are. In order, it requires:
+
+    * no NaN and no ``±inf`` entry;
+    * no negative entry (``-0.0`` is fine);
+    * no row (a slice along ``axis``) whose mass is 0, unless
+      ``allow_empty_rows`` (jaxinfo measures such a row as 0, which in a loss
+      can hide a bug: a mask that excludes everything, say);
+    * with ``normalized=True``, each row sums to 1 within ``atol``.
+
+    jaxinfo normalises probabilities along ``axis`` (as ``scipy.stats.entropy``
+    does), so for the measures any non-negative, finite weights with some mass
+    are valid: ``normalized=False`` checks exactly that, and is the option for
+    counts or unnormalised weights. Outcomes excluded by ``where`` are ignored,
+    as the measures ignore them (even NaN), and leave the row sums.
+
+    Only concrete arrays can be checked: inside ``jit``, ``vmap`` or ``grad``
+    this raises a ``TypeError``; use :func:`checkify_distribution` there.
+
+    Args:
+      p: the probabilities (a JAX or NumPy array, or a list).
+      axis: the axis that holds the outcomes.
+      where: optional boolean mask, broadcastable to ``p``, of outcomes to
+        include, as in the measures.
+      normalized: require each row to sum to 1; ``False`` accepts any
+        non-negative weights with some mass.
+      atol: how far a row's sum may be from 1. By default it depends on the
+        dtype of ``p``: ``1e-2`` for bfloat16, ``1e-3`` for float16, ``1e-5``
+        for float32, ``1e-9`` for float64: loose enough for the rounding of
+        the entries to the dtype (up to 3.9e-3 in bfloat16) and of the
+        computation that produced them, tight enough to catch a lost class.
+        Integers count as JAX's default float dtype.
+      allow_empty_rows: accept rows whose (included) entries are all zero.
+
+    Returns:
+      ``p`` as a JAX array, so that the call can be used inline
+      (``p = check_distribution(p)``): integers are promoted to float, as the
+      measures do, and floating dtypes (bfloat16 included) are kept.
+
+    Raises:
+      ValueError: if a value is wrong, naming it and its index; also for an
+        ``axis`` out of range or a ``where`` that does not broadcast.
+      TypeError: for a complex or non-numeric ``p``, a non-boolean ``where``,
+        or a traced ``p`` or ``where``.
+
+    Examples:
+      >>> import jax.numpy as jnp, jaxinfo
+      >>> p = jaxinfo.check_distribution([[0.5, 0.5], [0.9, 0.1]])
+      >>> jaxinfo.entropy(p, base=2)
+      Array([1. , 0.469], dtype=float32)
+      >>> jaxinfo.check_distribution(jnp.array([[0.5, 0.5], [1.2, -0.2]]))
+      Traceback (most recent call last):
+        ...
+      ValueError: p has a negative entry -0.2 at index (1, 1); probabilities (and the weights that
+      jaxinfo normalises) must be >= 0
+      >>> jaxinfo.check_distribution(jnp.array([[0.5, 0.5], [0.6, 0.3], [0.2, 0.2]]))
+      Traceback (most recent call last):
+        ...
+      ValueError: row (1,) of p sums to 0.9 along axis -1, expected 1 (atol=1e-05), and 1 more such
+      row; pass normalized=False for non-negative weights, which jaxinfo normalises along axis
+
+      Counts are valid weights, but not a row of zeros:
+
+      >>> _ = jaxinfo.check_distribution(jnp.array([3, 1, 0]), normalized=False)
+      >>> jaxinfo.check_distribution(jnp.zeros((2, 3)), normalized=False)
+      Traceback (most recent call last):
+        ...
+      ValueError: row (0,) of p has no mass (sums to 0 along axis -1), and 1 more such row; pass
+      allow_empty_rows=True if that is intended (jaxinfo measures an empty row as 0)
+    """
+    _refuse_tracers("check_distribution", "checkify_distribution", p=p, where=where)
+    x, ax, shown_axis, mask = _prepare(p, "p", axis, where)
+    tol = _tolerance(atol, x.dtype) if normalized else 0.0
+    include = True if mask is None else np.asarray(mask)
+    findings = _distribution_findings(
+        np,
+        np.asarray(x),
+        include,
+        ax,
+        shown_axis,
+        mask is not None,
+        atol=tol,
+        normalized=normalized,
+        allow_empty=allow_empty_rows,
+    )
+    for finding in findings:
+        _raise_if_found(finding)
+    return x
+
+
+def check_logits(
+    logits: ArrayLike,
+    *,
+    axis: int = -1,
+    where: ArrayLike | None = None,
+    allow_empty_rows: bool = False,
+) -> Array:
+    """Checks that ``logits`` are valid unnormalised log-probabilities; raises if not.
+
+    Eagerly, in NumPy on the host, as :func:`check_distribution`, it requires:
+
+    * no NaN entry;
+    * no ``+inf`` entry (``-inf`` is fine: it marks an impossible class);
+    * in each row (a slice along ``axis``) at least one class that is not
+      ``-inf``, unless ``allow_empty_rows``: jaxinfo measures a row whose
+      classes are all masked as 0, which is what padding wants and a hidden
+      bug otherwise, so it must be asked for.
+
+    Classes excluded by ``where`` are ignored (even NaN). Inside ``jit``,
+    ``vmap`` or ``grad`` this raises a ``TypeError``; use
+    :func:`checkify_logits` there.
+
+    Args:
+      logits: the logits (a JAX or NumPy array, or a list).
+      axis: the axis that holds the classes.
+      where: optional boolean mask, broadcastable to ``logits``, of classes to
+        include, as in the measures.
+      allow_empty_rows: accept rows in which every (included) class is ``-inf``.
+
+    Returns:
+      ``logits`` as a JAX array (integers promoted to float, floating dtypes
+      kept), so that the call can be used inline.
+
+    Raises:
+      ValueError: if a value is wrong, naming it and its index; also for an
+        ``axis`` out of range or a ``where`` that does not broadcast.
+      TypeError: for a complex or non-numeric ``logits``, a non-boolean
+        ``where``, or a traced ``logits`` or ``where``.
+
+    Examples:
+      >>> import jax.numpy as jnp, jaxinfo
+      >>> ninf = -jnp.inf
+      >>> logits = jaxinfo.check_logits(jnp.array([[0.0, ninf], [1.0, 2.0]]))
+      >>> jaxinfo.check_logits(jnp.array([[0.0, jnp.nan], [jnp.nan, 2.0]]))
+      Traceback (most recent call last):
+        ...
+      ValueError: logits has NaN at index (0, 1), and 1 more NaN entry
+      >>> padded = jnp.array([[0.0, 1.0], [ninf, ninf]])
+      >>> jaxinfo.check_logits(padded)
+      Traceback (most recent call last):
+        ...
+      ValueError: row (1,) of logits has no possible class along axis -1 (every entry is -inf); pass
+      allow_empty_rows=True if that is intended (jaxinfo measures an empty row as 0)
+      >>> jaxinfo.entropy_from_logits(jaxinfo.check_logits(padded, allow_empty_rows=True))
+      Array([0.5822, 0. ], dtype=float32)
+    """
+    _refuse_tracers("check_logits", "checkify_logits", logits=logits, where=where)
+    x, ax, shown_axis, mask = _prepare(logits, "logits", axis, where)
+    include = True if mask is None else np.asarray(mask)
+    findings = _logits_findings(
+        np, np.asarray(x), include, ax, shown_axis, mask is not None, allow_empty=allow_empty_rows
+    )
+    for finding in findings:
+        _raise_if_found(finding)
+    return x
+
+
+def checkify_distribution(
+    p: ArrayLike,
+    *,
+    axis: int = -1,
+    where: ArrayLike | None = None,
+    normalized: bool = True,
+    atol: float | None = None,
+    allow_empty_rows: bool = False,
+) -> Array:
+    """The checks of :func:`check_distribution` as ``checkify`` checks, for traced code.
+
+    Call it inside the function to be checked, and run that function through
+    ``jax.experimental.checkify.checkify``, which turns it into one that also
+    returns an error value::
+
+        checked = checkify.checkify(jax.jit(f))
+        err, out = checked(p)
+        err.throw()  # raises checkify.JaxRuntimeError (a ValueError) if a check failed
+
+    The message is that of :func:`check_distribution`, with the index and
+    value of the first offending entry or row and the count of the others
+    (``and 0 more`` when there are none; the eager message names what they
+    are). Under ``vmap`` the index is within one element of the batch:
+    ``checkify.checkify(jax.jit(jax.vmap(f)))`` reports one failing element
+    (which one is checkify's choice) without its batch index, and
+    ``jax.vmap(checkify.checkify(f))`` each failing element with its batch
+    index ("at mapped index 3: ..."). Outside ``jit`` the check raises at
+    once; under ``jit`` without ``checkify.checkify`` JAX refuses to trace it
+    ("Cannot abstractly evaluate a checkify.check which was not
+    functionalized").
+
+    The checks cost a few passes over ``p`` and, through ``checkify``, a
+    transfer of the error to the host: use them to find a problem, and leave
+    them out of a training step that must be fast. The measures themselves
+    never check values.
+
+    Args:
+      p: the probabilities.
+      axis: the axis that holds the outcomes.
+      where: optional boolean mask of outcomes to include.
+      normalized: require each row to sum to 1 within ``atol``.
+      atol: a Python number (not traced); by default it depends on the dtype,
+        as in :func:`check_distribution`. The row sums are computed in float32
+        (float64 for float64 input).
+      allow_empty_rows: accept rows with no mass.
+
+    Returns:
+      ``p`` as a JAX array (integers promoted to float), so that the call can
+      be used inline.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, jaxinfo
+      >>> from jax.experimental import checkify
+      >>> def loss(p):
+      ...     return jaxinfo.entropy(jaxinfo.checkify_distribution(p), base=2)
+      >>> checked = checkify.checkify(jax.jit(loss))
+      >>> err, h = checked(jnp.array([[0.5, 0.5], [0.9, 0.1]]))
+      >>> err.throw()  # no error: returns None
+      >>> h
+      Array([1. , 0.469], dtype=float32)
+      >>> err, h = checked(jnp.array([[0.5, 0.5], [0.7, 0.2]]))
+      >>> print(err.get())
+      row (1,) of p sums to 0.9 along axis -1, expected 1 (atol=1e-05), and 0 more; pass
+      normalized=False for non-negative weights, which jaxinfo normalises along axis (`check`
+      failed)
+    """
+    x, ax, shown_axis, mask = _prepare(p, "p", axis, where)
+    tol = _tolerance(atol, x.dtype) if normalized else 0.0
+    findings = _distribution_findings(
+        jnp,
+        x,
+        True if mask is None else mask,
+        ax,
+        shown_axis,
+        mask is not None,
+        atol=tol,
+        normalized=normalized,
+        allow_empty=allow_empty_rows,
+    )
+    for finding in findings:
+        _check(finding)
+    return x
+
+
+def checkify_logits(
+    logits: ArrayLike,
+    *,
+    axis: int = -1,
+    where: ArrayLike | None = None,
+    allow_empty_rows: bool = False,
+) -> Array:
+    """The checks of :func:`check_logits` as ``checkify`` checks, for traced code.
+
+    Used as :func:`checkify_distribution` is: inside the function, which is
+    run through ``jax.experimental.checkify.checkify``.
+
+    Args:
+      logits: the logits.
+      axis: the axis that holds the classes.
+      where: optional boolean mask of classes to include.
+      allow_empty_rows: accept rows in which every (included) class is ``-inf``.
+
+    Returns:
+      ``logits`` as a JAX array (integers promoted to float).
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, jaxinfo
+      >>> from jax.experimental import checkify
+      >>> f = lambda logits: jaxinfo.entropy_from_logits(jaxinfo.checkify_logits(logits))
+      >>> err, h = checkify.checkify(jax.jit(f))(jnp.array([[0.0, 1.0], [jnp.inf, 0.0]]))
+      >>> print(err.get())
+      logits has +inf at index (1, 0), and 0 more; logits must be finite, or -inf for an impossible
+      (masked) class (`check` failed)
+    """
+    x, ax, shown_axis, mask = _prepare(logits, "logits", axis, where)
+    findings = _logits_findings(
+        jnp,
+        x,
+        True if mask is None else mask,
+        ax,
+        shown_axis,
+        mask is not None,
+        allow_empty=allow_empty_rows,
+    )
+    for finding in findings:
+        _check(finding)
+    return x
