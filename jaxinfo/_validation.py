@@ -155,6 +155,7 @@ def _distribution_findings(
     xp, x, include, axis: int, shown_axis: int, masked: bool, *, atol, normalized, allow_empty
 ) -> Iterator[_Finding]:
     name = "p"
+    atol = _tolerance(atol, x.dtype) if normalized else 0.0
     value = "{value:" + _value_format(x.dtype) + "}"
     yield _Finding(
         xp.isnan(x) & include,
@@ -224,11 +225,22 @@ def _logits_findings(
         )
 
 
-def _prepare(x: ArrayLike, name: str, axis: object, where: ArrayLike | None):
+def _run(findings, report, xp, x: ArrayLike, name: str, axis: object, where, **options) -> Array:
+    """Prepares ``x`` as the measures do, then reports each finding of ``findings``.
+
+    ``xp`` is NumPy (eager: the values are copied to the host) or ``jax.numpy``
+    (traced); ``report`` raises (eager) or adds a ``checkify`` check.
+    """
     x = nx.as_real_array(x, name)
     canonical = nx.canonical_axis(axis, x.ndim, name)
     mask = nx.as_mask(where, x.shape, name)
-    return x, canonical, operator.index(axis), mask
+    include = True if mask is None else xp.asarray(mask)
+    shown_axis = operator.index(axis)
+    for finding in findings(
+        xp, xp.asarray(x), include, canonical, shown_axis, mask is not None, **options
+    ):
+        report(finding)
+    return x
 
 
 # --------------------------------------------------------------------------
@@ -320,23 +332,8 @@ def check_distribution(
       allow_empty_rows=True if that is intended (jaxinfo measures an empty row as 0)
     """
     _refuse_tracers("check_distribution", "checkify_distribution", p=p, where=where)
-    x, ax, shown_axis, mask = _prepare(p, "p", axis, where)
-    tol = _tolerance(atol, x.dtype) if normalized else 0.0
-    include = True if mask is None else np.asarray(mask)
-    findings = _distribution_findings(
-        np,
-        np.asarray(x),
-        include,
-        ax,
-        shown_axis,
-        mask is not None,
-        atol=tol,
-        normalized=normalized,
-        allow_empty=allow_empty_rows,
-    )
-    for finding in findings:
-        _raise_if_found(finding)
-    return x
+    options = dict(atol=atol, normalized=normalized, allow_empty=allow_empty_rows)
+    return _run(_distribution_findings, _raise_if_found, np, p, "p", axis, where, **options)
 
 
 def check_logits(
@@ -396,14 +393,8 @@ def check_logits(
       Array([0.5822, 0. ], dtype=float32)
     """
     _refuse_tracers("check_logits", "checkify_logits", logits=logits, where=where)
-    x, ax, shown_axis, mask = _prepare(logits, "logits", axis, where)
-    include = True if mask is None else np.asarray(mask)
-    findings = _logits_findings(
-        np, np.asarray(x), include, ax, shown_axis, mask is not None, allow_empty=allow_empty_rows
-    )
-    for finding in findings:
-        _raise_if_found(finding)
-    return x
+    options = dict(allow_empty=allow_empty_rows)
+    return _run(_logits_findings, _raise_if_found, np, logits, "logits", axis, where, **options)
 
 
 def checkify_distribution(
@@ -472,22 +463,8 @@ def checkify_distribution(
       normalized=False for non-negative weights, which jaxinfo normalises along axis (`check`
       failed)
     """
-    x, ax, shown_axis, mask = _prepare(p, "p", axis, where)
-    tol = _tolerance(atol, x.dtype) if normalized else 0.0
-    findings = _distribution_findings(
-        jnp,
-        x,
-        True if mask is None else mask,
-        ax,
-        shown_axis,
-        mask is not None,
-        atol=tol,
-        normalized=normalized,
-        allow_empty=allow_empty_rows,
-    )
-    for finding in findings:
-        _check(finding)
-    return x
+    options = dict(atol=atol, normalized=normalized, allow_empty=allow_empty_rows)
+    return _run(_distribution_findings, _check, jnp, p, "p", axis, where, **options)
 
 
 def checkify_logits(
@@ -520,16 +497,5 @@ def checkify_logits(
       logits has +inf at index (1, 0), and 0 more; logits must be finite, or -inf for an impossible
       (masked) class (`check` failed)
     """
-    x, ax, shown_axis, mask = _prepare(logits, "logits", axis, where)
-    findings = _logits_findings(
-        jnp,
-        x,
-        True if mask is None else mask,
-        ax,
-        shown_axis,
-        mask is not None,
-        allow_empty=allow_empty_rows,
-    )
-    for finding in findings:
-        _check(finding)
-    return x
+    options = dict(allow_empty=allow_empty_rows)
+    return _run(_logits_findings, _check, jnp, logits, "logits", axis, where, **options)
