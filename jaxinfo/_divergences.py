@@ -109,6 +109,12 @@ def _scaled_cgf(x: Array, w: Array, t: Array, axis: int) -> Array:
     s = jnp.where(support, log_w + t_big * x, -jnp.inf)
     s_max = lax.stop_gradient(jnp.max(s, axis=axis, keepdims=True))
     s_max = jnp.where(nonempty, s_max, jnp.zeros_like(s_max))
+    # Terms whose exp(s - s_max) underflows to 0 are left out of the sum's
+    # derivative too: a tiny w has a huge d log w, and t times it overflows,
+    # which exp(...) = 0 times that would turn into NaN (in forward mode).
+    # Their true share of the derivative is below rounding.
+    alive = lax.stop_gradient(jnp.exp(s - s_max)) > 0
+    s = jnp.where(alive, s, -jnp.inf)
     z = jnp.sum(jnp.exp(s - s_max), axis=axis, keepdims=True)
     z = jnp.where(z > 0, z, jnp.ones_like(z))
     m_big = (s_max + jnp.log(z)) / t_big
