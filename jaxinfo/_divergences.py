@@ -80,6 +80,30 @@ def _log1p_ratio(s: Array) -> Array:
     return jnp.where(small, _horner(_LOG1P_RATIO_COEFFS, -s_small), jnp.log1p(s_big) / s_big)
 
 
+@jax.custom_jvp
+def _weighted_yh(w: Array, y: Array, t: Array) -> Array:
+    """``w * y * h(t * y)``, the terms of ``A``, with derivatives that stay finite.
+
+    A weight ``w`` near the smallest normal number comes with a ``y`` (a
+    logarithm of it) whose tangent, ``dw / w``, is near the float maximum.
+    JAX's product rule multiplies that by ``t * h'(t * y)`` (up to ``e**22``)
+    before it meets ``w``, and overflows: ``w * inf``. The rule below
+    multiplies the tangents by ``w`` first, and uses
+    ``d(y h(t y)) / dy = expm1(t y)`` and ``d(y h(t y)) / dt = y**2 h'(t y)``.
+    """
+    return w * y * _h(t * y)
+
+
+@_weighted_yh.defjvp
+def _weighted_yh_jvp(primals, tangents):
+    w, y, t = primals
+    dw, dy, dt = tangents
+    u = t * y
+    h, dh = jax.jvp(_h, (u,), (jnp.ones_like(u),))
+    tangent = dw * (y * h) + (w * dy) * jnp.expm1(u) + (w * y * y * dh) * dt
+    return w * y * h, tangent
+
+
 def _scaled_cgf(x: Array, w: Array, t: Array, axis: int) -> Array:
     """``M(t) = log(sum(w * exp(t * x))) / t`` along ``axis`` (kept).
 
@@ -98,7 +122,7 @@ def _scaled_cgf(x: Array, w: Array, t: Array, axis: int) -> Array:
     t_small = jnp.where(small, t, jnp.zeros_like(t))
     mu = jnp.sum(w * x, axis=axis, keepdims=True)
     y = jnp.where(support, x - mu, jnp.zeros_like(x))
-    a = jnp.sum(w * y * _h(t_small * y), axis=axis, keepdims=True)
+    a = jnp.sum(_weighted_yh(w, y, t_small), axis=axis, keepdims=True)
     m_small = mu + a * _log1p_ratio(t_small * a)
 
     # Elsewhere: log-sum-exp of log(w) + t * x, shifted by its maximum, so

@@ -252,3 +252,35 @@ def test_chao_shen_of_counts_summing_beyond_the_float_range():
     counts = jnp.full(1000, 3.4e35, F32)
     got = jaxinfo.entropy_from_counts(counts, estimator="chao_shen")
     np.testing.assert_allclose(got, math.log(1000), rtol=1e-5)
+
+
+# Found by the property suite: forward-mode derivatives of the Rényi measures
+# were NaN next to a weight near the smallest normal number (reverse mode was
+# right). Its logarithm's tangent, dw / w, is near the float maximum; times
+# t = alpha - 1 (alpha = 100, the log-sum-exp form) or times t h'(t y)
+# (alpha = 0.75, the centred form) it overflowed, and then met a weight of 0
+# (an underflowed exp) or of 2e-38 as 0 * inf. Fixed in _scaled_cgf: terms
+# whose exponential underflows leave the derivative as well as the sum, and the
+# centred form's terms multiply their tangents by the weight first.
+@pytest.mark.parametrize("alpha, want", [(100.0, 1010.101010), (0.75, 1.3624125e12)])
+def test_renyi_forward_mode_next_to_the_smallest_normal(alpha, want):
+    p = jnp.array([1e-3, 2 * TINY], F32)  # the derivative along the tiny entry
+    d = jnp.array([0.0, 1.0], F32)
+    q = jnp.array([0.5, 0.5], F32)
+    for measure, sign in (
+        (lambda p: jaxinfo.renyi_entropy(p, alpha), 1),
+        (lambda p: jaxinfo.renyi_divergence(p, q, alpha), -1),
+    ):
+        forward = jax.jvp(measure, (p,), (d,))[1]  # was NaN
+        np.testing.assert_allclose(forward, sign * want, rtol=1e-5)
+        np.testing.assert_allclose(forward, jax.grad(measure)(p) @ d, rtol=1e-5)
+
+
+def test_binary_entropy_of_small_probabilities():
+    # Found by the property suite: h(p) = -p log p - (1 - p) log(1 - p) lost
+    # its second term, about +p, where 1 - p rounds: 2.07969e-05 instead of
+    # 2.08062e-05 at p = 1.44e-6 (float32), 69.08 p instead of 70.08 p at
+    # p = 1e-30. Fixed with log1p(-p) below p = 1/2.
+    p = jnp.array([1.439772e-06, 1e-30], F32)
+    want = [-x * math.log(x) - (1 - x) * math.log1p(-x) for x in np.asarray(p, np.float64)]
+    np.testing.assert_allclose(jaxinfo.binary_entropy(p), want, rtol=1e-6)
