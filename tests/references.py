@@ -226,7 +226,10 @@ def joint(table):
 
 def binary_entropy(p):
     p = ld(p)
-    value = -_xlogy(p, p) - _xlogy(1 - p, 1 - p)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        other = np.where(p < 1, (1 - p) * np.log1p(-np.minimum(p, 0.5)), LD(0))
+        other = np.where(p < 0.5, other, _xlogy(1 - p, 1 - p))  # 1 - p is exact there
+    value = -_xlogy(p, p) - other
     return value, value + 1e-30
 
 
