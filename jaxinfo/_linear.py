@@ -219,6 +219,32 @@ def _matmul(a: Array, b: Array, contract: tuple[int, int], acc: np.dtype) -> Arr
     return lax.dot_general(a, b, dims, preferred_element_type=acc)
 
 
+def _block_logits(x: Array, w_block: Array, acc: np.dtype, start: Array) -> Array:
+    """The (N, C) block of logits ``x @ w_block``, rounded once.
+
+    Every use must see the same rounded values: the running maximum, the
+    exponentials shifted by it and, in the backward pass, the exponentials
+    shifted by the saved log-partition. With one feature (D = 1) XLA turns
+    the product into an elementwise multiplication, recomputes it inside each
+    consumer and, on CPU, contracts ``x·w - m`` into a fused multiply-add
+    whose unrounded product differs from the maximum by up to half an ulp of
+    the logit: ``exp(±1e23)`` for logits of 1e30, a loss of ``±inf``. Inside
+    a (trivially true: ``start >= 0``) ``cond`` the block is a value of its
+    own; XLA keeps an optimization barrier from doing that. A product over
+    more features is a dot, a value of its own anyway.
+    """
+    if x.shape[1] != 1:
+        return _matmul(x, w_block, (1, 0), acc)
+
+    def product(x, w_block):
+        return _matmul(x, w_block, (1, 0), acc)
+
+    def never(x, w_block):
+        return jnp.zeros((x.shape[0], w_block.shape[1]), acc)
+
+    return lax.cond(start >= 0, product, never, x, w_block)
+
+
 def _label_mask(y_local: Array, start: Array, width: int) -> Array:
     """(N, width) one-hot of the labels among columns ``start ... start + width - 1``."""
     return lax.broadcasted_iota(jnp.int32, (1, width), 1) == (y_local - start)[:, None]
@@ -333,7 +359,7 @@ def _forward_loop(x, w, y_local, *, chunk, cpu):
         block = _Block(j, chunk, vocab)
         fresh = block.fresh(0, chunk)
         w_block = _take_columns(w, block.start, chunk, cpu).astype(x.dtype)
-        logits = _matmul(x, w_block, (1, 0), acc)
+        logits = _block_logits(x, w_block, acc, block.start)
         if fresh is not None:
             logits = jnp.where(fresh, logits, -jnp.inf)
         m, s = nx.lse_update(m, s, logits)
@@ -401,7 +427,7 @@ def _backward_loop(x, w, y_local, log_z, ct_log_z, ct_label, *, chunk, cpu):
             start = group.start + offset
             fresh = group.fresh(offset, chunk)
             w_block = _take_columns(w, start, chunk, cpu).astype(x.dtype)
-            logits = _matmul(x, w_block, (1, 0), acc)
+            logits = _block_logits(x, w_block, acc, start)
             p = jnp.exp(logits - log_z)
             hit = _label_mask(y_local, start, chunk)
             grad = (ct_log_z * p + jnp.where(hit, ct_label, 0)).astype(x.dtype)

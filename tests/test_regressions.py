@@ -284,3 +284,25 @@ def test_binary_entropy_of_small_probabilities():
     p = jnp.array([1.439772e-06, 1e-30], F32)
     want = [-x * math.log(x) - (1 - x) * math.log1p(-x) for x in np.asarray(p, np.float64)]
     np.testing.assert_allclose(jaxinfo.binary_entropy(p), want, rtol=1e-6)
+
+
+def test_linear_cross_entropy_with_one_feature_and_huge_logits():
+    # Found by the property suite: with one feature (D = 1) the loss was inf
+    # where the logits x @ w are 1e30 (cross_entropy_from_labels(y, x @ w) is
+    # 0 and 7e30), and the gradients wrong. XLA made the product an
+    # elementwise multiplication, recomputed it in every consumer and fused
+    # x·w - max into a multiply-add: exp(±half an ulp of 1e30) = inf or 0.
+    # The block of logits is now computed once.
+    x = jnp.array([[1e15]], F32)
+    w = jnp.array([[-1e15, 6e15]], F32)
+    for label, want, want_dx, want_dw in (
+        (1, 0.0, 0.0, [0.0, 0.0]),
+        (0, 7e30, 7e15, [-1e15, 1e15]),
+    ):
+        y = jnp.array([label])
+        np.testing.assert_allclose(jaxinfo.linear_cross_entropy(x, w, y), [want], rtol=1e-6)
+        dx, dw = jax.grad(
+            lambda x, w, y=y: jaxinfo.linear_cross_entropy(x, w, y).sum(), argnums=(0, 1)
+        )(x, w)
+        np.testing.assert_allclose(dx, [[want_dx]], rtol=1e-6)
+        np.testing.assert_allclose(dw, [want_dw], rtol=1e-6)
