@@ -104,16 +104,29 @@ def _weighted_yh_jvp(primals, tangents):
     return w * y * h, tangent
 
 
-def _scaled_cgf(x: Array, w: Array, t: Array, axis: int) -> Array:
+def _normalised(w: Array, axis: int) -> tuple[Array, Array, Array]:
+    """``(w / sum(w), log(w / sum(w)), log(sum(w)))`` along ``axis`` (the last kept).
+
+    For any non-negative weights (see ``nx.scale_by_max``). The logarithm is
+    exact also where the quotient underflows (an entry 1e-30 next to 1e30 in
+    float32), as the measures of order ``alpha < 1`` need: ``(1e-60)**0.1``
+    is not negligible. It is ``-inf`` exactly where ``w = 0``.
+    """
+    sw = nx.scale_by_max(w, axis)
+    return sw.x / sw.total, nx.log_scaled(w, sw) - jnp.log(sw.total), sw.log_total
+
+
+def _scaled_cgf(x: Array, w: Array, log_w: Array, t: Array, axis: int) -> Array:
     """``M(t) = log(sum(w * exp(t * x))) / t`` along ``axis`` (kept).
 
-    ``w`` are weights that sum to one along ``axis``; entries with ``w == 0``
+    ``w`` are weights that sum to one along ``axis``, ``log_w`` their
+    logarithms (exact where ``w`` underflows); entries with ``log_w = -inf``
     are absent (their ``x`` is ignored, and they receive no gradient through
     ``x``). ``t`` is a scalar in ``[-1, inf]``, possibly traced; ``M(0)`` is
     the weighted mean and ``M(inf)`` the maximum of ``x`` over the support.
     Rows with no support give 0.
     """
-    support = w > 0
+    support = log_w > -jnp.inf
     x = jnp.where(support, x, jnp.zeros_like(x))
     nonempty = jnp.any(support, axis=axis, keepdims=True)
 
@@ -129,7 +142,6 @@ def _scaled_cgf(x: Array, w: Array, t: Array, axis: int) -> Array:
     # every term is at most 1 and the sum lies in [1, n].
     finite = jnp.isfinite(t)
     t_big = jnp.where(small | ~finite, jnp.ones_like(t), t)
-    log_w = nx.clamped_log(w)
     s = jnp.where(support, log_w + t_big * x, -jnp.inf)
     s_max = lax.stop_gradient(jnp.max(s, axis=axis, keepdims=True))
     s_max = jnp.where(nonempty, s_max, jnp.zeros_like(s_max))
@@ -285,9 +297,8 @@ def renyi_entropy(
     t = _as_order(alpha, p.dtype) - 1
     if mask is not None:
         p = jnp.where(mask, p, jnp.zeros_like(p))
-    p = nx.normalise(p, axis)
-    log_p = nx.clamped_log(p)
-    h = 0 - _scaled_cgf(log_p, p, t, axis)  # 0 - x, not -x: +0 for a certain outcome
+    p, log_p, _ = _normalised(p, axis)
+    h = 0 - _scaled_cgf(log_p, p, log_p, t, axis)  # 0 - x, not -x: +0 for a certain outcome
     return nx.finish(h, axis, keepdims, base)
 
 
@@ -344,27 +355,30 @@ def renyi_divergence(
     nx.check_base(base)
     p, q, axis = _prepare_pair(p, q, "p", "q", axis, where)
     t = _as_order(alpha, p.dtype) - 1
-    p = nx.normalise(p, axis)
-    q = nx.normalise(q, axis)
-    log_ratio = nx.clamped_log(p) - nx.clamped_log(q)
+    # The supports are those of the weights as given: a normalised entry can
+    # underflow (1e-30 next to 1e30) and still count, for alpha >= 1 as inf.
+    in_p, in_q = p > 0, q > 0
+    p_raw = p
+    p, log_p, log_mass_p = _normalised(p, axis)
+    _, log_q, _ = _normalised(q, axis)
+    log_ratio = jnp.where(in_p & in_q, log_p - log_q, jnp.zeros_like(log_p))
     # P restricted to the support of Q, renormalised: outcomes that Q rules out
     # enter only through the mass they carry under P, `outside`.
-    w = jnp.where(q > 0, p, jnp.zeros_like(p))
-    w = nx.normalise(w, axis)
-    outside = jnp.sum(jnp.where(q > 0, jnp.zeros_like(p), p), axis=axis, keepdims=True)
-    inside = jnp.sum(jnp.where(q > 0, p, jnp.zeros_like(p)), axis=axis, keepdims=True)
-    d = _scaled_cgf(log_ratio, w, t, axis)
+    w, log_w, log_mass_w = _normalised(jnp.where(in_q, p_raw, jnp.zeros_like(p_raw)), axis)
+    outside = jnp.sum(jnp.where(in_q, jnp.zeros_like(p), p), axis=axis, keepdims=True)
+    d = _scaled_cgf(log_ratio, w, log_w, t, axis)
     # Plus log(P(supp Q)) / t: infinite for t >= 0, finite for t < 0; disjoint
-    # supports are infinite for every alpha. They are told by the mass inside,
+    # supports are infinite for every alpha. They are told by the supports,
     # not by outside < 1 (the mass outside sums to 1 - 6e-8 as often as to 1),
-    # and the logarithm takes the smaller of the two masses, for precision.
-    has_outside = outside > 0
-    partial = has_outside & (inside > 0)
+    # and the logarithm takes the smaller of the two masses, for precision:
+    # log1p(-outside), or the logarithm of the mass inside from the scaled sums.
+    has_outside = jnp.any(in_p & ~in_q, axis=axis, keepdims=True)
+    partial = has_outside & jnp.any(in_p & in_q, axis=axis, keepdims=True)
     t_neg = jnp.where(t < 0, t, -jnp.ones_like(t))
     log_inside = jnp.where(
         outside <= 0.5,
         jnp.log1p(-jnp.minimum(outside, 0.5)),
-        jnp.log(jnp.where(partial, inside, jnp.ones_like(inside))),
+        jnp.where(partial, log_mass_w - log_mass_p, jnp.zeros_like(log_mass_p)),
     )
     penalty = jnp.where((t < 0) & partial, log_inside / t_neg, jnp.inf)
     d = jnp.where(has_outside, d + penalty, d)

@@ -306,3 +306,21 @@ def test_linear_cross_entropy_with_one_feature_and_huge_logits():
         )(x, w)
         np.testing.assert_allclose(dx, [[want_dx]], rtol=1e-6)
         np.testing.assert_allclose(dw, [want_dw], rtol=1e-6)
+
+
+def test_renyi_measures_count_entries_whose_normalised_weight_underflows():
+    # Found by the property suite (float64, weights from 4e-308 to 9e307): the
+    # Rényi measures normalised first and then took logarithms, so an entry
+    # 1e-30 next to 1e30 (float32) became 0 and left the support. H_0 = log 2
+    # came out 0, D_1(P‖Q) = inf (Q rules out a class P allows) came out 0, and
+    # the gradient of D_0.75 was off by a factor of 3. The logarithms are now
+    # taken of the scaled weights, and the supports read from the weights.
+    wide = jnp.array([1e30, 1e-30], F32)
+    np.testing.assert_allclose(jaxinfo.renyi_entropy(wide, 0.0), math.log(2), rtol=1e-6)
+    assert jaxinfo.renyi_divergence(wide, jnp.array([1.0, 0.0], F32), 1.0) == jnp.inf
+    p = jnp.array([1.0, 1.0], F32)
+    alpha = 0.75  # Q = (1, 1e-60): class 2 adds (1e-60)**0.25 = 1e-15, nothing
+    want = 3 * math.log(2)  # log(0.5**0.75) / (0.75 - 1)
+    np.testing.assert_allclose(jaxinfo.renyi_divergence(p, wide, alpha), want, rtol=5e-6)
+    grad = jax.grad(lambda p: jaxinfo.renyi_divergence(p, wide, alpha))(p)
+    np.testing.assert_allclose(grad, [-1.5, 1.5], rtol=1e-4)  # was [-0.5, 0.5]
