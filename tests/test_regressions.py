@@ -292,7 +292,7 @@ def test_linear_cross_entropy_with_one_feature_and_huge_logits():
     # 0 and 7e30), and the gradients wrong. XLA made the product an
     # elementwise multiplication, recomputed it in every consumer and fused
     # x·w - max into a multiply-add: exp(±half an ulp of 1e30) = inf or 0.
-    # The block of logits is now computed once.
+    # One feature is now padded to two, so that the product stays a dot.
     x = jnp.array([[1e15]], F32)
     w = jnp.array([[-1e15, 6e15]], F32)
     for label, want, want_dx, want_dw in (
@@ -301,8 +301,10 @@ def test_linear_cross_entropy_with_one_feature_and_huge_logits():
     ):
         y = jnp.array([label])
         np.testing.assert_allclose(jaxinfo.linear_cross_entropy(x, w, y), [want], rtol=1e-6)
-        dx, dw = jax.grad(
-            lambda x, w, y=y: jaxinfo.linear_cross_entropy(x, w, y).sum(), argnums=(0, 1)
+        got = jax.jit(jaxinfo.linear_cross_entropy)(x, w, y)
+        np.testing.assert_allclose(got, [want], rtol=1e-6)
+        dx, dw = jax.jit(
+            jax.grad(lambda x, w, y=y: jaxinfo.linear_cross_entropy(x, w, y).sum(), argnums=(0, 1))
         )(x, w)
         np.testing.assert_allclose(dx, [[want_dx]], rtol=1e-6)
         np.testing.assert_allclose(dw, [want_dw], rtol=1e-6)
