@@ -80,16 +80,41 @@ def _log1p_ratio(s: Array) -> Array:
     return jnp.where(small, _horner(_LOG1P_RATIO_COEFFS, -s_small), jnp.log1p(s_big) / s_big)
 
 
-def _scaled_cgf(x: Array, w: Array, t: Array, axis: int) -> Array:
+@jax.custom_jvp
+def _weighted_yh(w: Array, y: Array, t: Array) -> Array:
+    """``w * y * h(t * y)``, the terms of ``A``, with derivatives that stay finite.
+
+    A weight ``w`` near the smallest normal number comes with a ``y`` (a
+    logarithm of it) whose tangent, ``dw / w``, is near the float maximum.
+    JAX's product rule multiplies that by ``t * h'(t * y)`` (up to ``e**22``)
+    before it meets ``w``, and overflows: ``w * inf``. The rule below
+    multiplies the tangents by ``w`` first, and uses
+    ``d(y h(t y)) / dy = expm1(t y)`` and ``d(y h(t y)) / dt = y**2 h'(t y)``.
+    """
+    return w * y * _h(t * y)
+
+
+@_weighted_yh.defjvp
+def _weighted_yh_jvp(primals, tangents):
+    w, y, t = primals
+    dw, dy, dt = tangents
+    u = t * y
+    h, dh = jax.jvp(_h, (u,), (jnp.ones_like(u),))
+    tangent = dw * (y * h) + (w * dy) * jnp.expm1(u) + (w * y * y * dh) * dt
+    return w * y * h, tangent
+
+
+def _scaled_cgf(x: Array, w: Array, log_w: Array, t: Array, axis: int) -> Array:
     """``M(t) = log(sum(w * exp(t * x))) / t`` along ``axis`` (kept).
 
-    ``w`` are weights that sum to one along ``axis``; entries with ``w == 0``
+    ``w`` are weights that sum to one along ``axis``, ``log_w`` their
+    logarithms (exact where ``w`` underflows); entries with ``log_w = -inf``
     are absent (their ``x`` is ignored, and they receive no gradient through
     ``x``). ``t`` is a scalar in ``[-1, inf]``, possibly traced; ``M(0)`` is
     the weighted mean and ``M(inf)`` the maximum of ``x`` over the support.
     Rows with no support give 0.
     """
-    support = w > 0
+    support = log_w > -jnp.inf
     x = jnp.where(support, x, jnp.zeros_like(x))
     nonempty = jnp.any(support, axis=axis, keepdims=True)
 
@@ -98,17 +123,22 @@ def _scaled_cgf(x: Array, w: Array, t: Array, axis: int) -> Array:
     t_small = jnp.where(small, t, jnp.zeros_like(t))
     mu = jnp.sum(w * x, axis=axis, keepdims=True)
     y = jnp.where(support, x - mu, jnp.zeros_like(x))
-    a = jnp.sum(w * y * _h(t_small * y), axis=axis, keepdims=True)
+    a = jnp.sum(_weighted_yh(w, y, t_small), axis=axis, keepdims=True)
     m_small = mu + a * _log1p_ratio(t_small * a)
 
     # Elsewhere: log-sum-exp of log(w) + t * x, shifted by its maximum, so
     # every term is at most 1 and the sum lies in [1, n].
     finite = jnp.isfinite(t)
     t_big = jnp.where(small | ~finite, jnp.ones_like(t), t)
-    log_w = nx.clamped_log(w)
     s = jnp.where(support, log_w + t_big * x, -jnp.inf)
     s_max = lax.stop_gradient(jnp.max(s, axis=axis, keepdims=True, initial=-jnp.inf))
     s_max = jnp.where(nonempty, s_max, jnp.zeros_like(s_max))
+    # Terms whose exp(s - s_max) underflows to 0 are left out of the sum's
+    # derivative too: a tiny w has a huge d log w, and t times it overflows,
+    # which exp(...) = 0 times that would turn into NaN (in forward mode).
+    # Their true share of the derivative is below rounding.
+    alive = lax.stop_gradient(jnp.exp(s - s_max)) > 0
+    s = jnp.where(alive, s, -jnp.inf)
     z = jnp.sum(jnp.exp(s - s_max), axis=axis, keepdims=True)
     z = jnp.where(z > 0, z, jnp.ones_like(z))
     m_big = (s_max + jnp.log(z)) / t_big
@@ -255,9 +285,8 @@ def renyi_entropy(
     t = _as_order(alpha, p.dtype) - 1
     if mask is not None:
         p = jnp.where(mask, p, jnp.zeros_like(p))
-    p = nx.normalise(p, axis)
-    log_p = nx.clamped_log(p)
-    h = 0 - _scaled_cgf(log_p, p, t, axis)  # 0 - x, not -x: +0 for a certain outcome
+    p, log_p, _ = nx.log_normalise(p, axis)
+    h = 0 - _scaled_cgf(log_p, p, log_p, t, axis)  # 0 - x, not -x: +0 for a certain outcome
     return nx.finish(h, axis, keepdims, base)
 
 
@@ -314,27 +343,30 @@ def renyi_divergence(
     nx.check_base(base)
     p, q, axis = _prepare_pair(p, q, "p", "q", axis, where)
     t = _as_order(alpha, p.dtype) - 1
-    p = nx.normalise(p, axis)
-    q = nx.normalise(q, axis)
-    log_ratio = nx.clamped_log(p) - nx.clamped_log(q)
+    # The supports are those of the weights as given: a normalised entry can
+    # underflow (1e-30 next to 1e30) and still count, for alpha >= 1 as inf.
+    in_p, in_q = p > 0, q > 0
+    p_raw = p
+    p, log_p, log_mass_p = nx.log_normalise(p, axis)
+    _, log_q, _ = nx.log_normalise(q, axis)
+    log_ratio = jnp.where(in_p & in_q, log_p - log_q, jnp.zeros_like(log_p))
     # P restricted to the support of Q, renormalised: outcomes that Q rules out
     # enter only through the mass they carry under P, `outside`.
-    w = jnp.where(q > 0, p, jnp.zeros_like(p))
-    w = nx.normalise(w, axis)
-    outside = jnp.sum(jnp.where(q > 0, jnp.zeros_like(p), p), axis=axis, keepdims=True)
-    inside = jnp.sum(jnp.where(q > 0, p, jnp.zeros_like(p)), axis=axis, keepdims=True)
-    d = _scaled_cgf(log_ratio, w, t, axis)
+    w, log_w, log_mass_w = nx.log_normalise(jnp.where(in_q, p_raw, jnp.zeros_like(p_raw)), axis)
+    outside = jnp.sum(jnp.where(in_q, jnp.zeros_like(p), p), axis=axis, keepdims=True)
+    d = _scaled_cgf(log_ratio, w, log_w, t, axis)
     # Plus log(P(supp Q)) / t: infinite for t >= 0, finite for t < 0; disjoint
-    # supports are infinite for every alpha. They are told by the mass inside,
+    # supports are infinite for every alpha. They are told by the supports,
     # not by outside < 1 (the mass outside sums to 1 - 6e-8 as often as to 1),
-    # and the logarithm takes the smaller of the two masses, for precision.
-    has_outside = outside > 0
-    partial = has_outside & (inside > 0)
+    # and the logarithm takes the smaller of the two masses, for precision:
+    # log1p(-outside), or the logarithm of the mass inside from the scaled sums.
+    has_outside = jnp.any(in_p & ~in_q, axis=axis, keepdims=True)
+    partial = has_outside & jnp.any(in_p & in_q, axis=axis, keepdims=True)
     t_neg = jnp.where(t < 0, t, -jnp.ones_like(t))
     log_inside = jnp.where(
         outside <= 0.5,
         jnp.log1p(-jnp.minimum(outside, 0.5)),
-        jnp.log(jnp.where(partial, inside, jnp.ones_like(inside))),
+        jnp.where(partial, log_mass_w - log_mass_p, jnp.zeros_like(log_mass_p)),
     )
     penalty = jnp.where((t < 0) & partial, log_inside / t_neg, jnp.inf)
     d = jnp.where(has_outside, d + penalty, d)

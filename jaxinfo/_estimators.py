@@ -43,7 +43,15 @@ def binary_entropy(p: ArrayLike, *, base: ArrayLike | None = None) -> Array:
     """
     nx.check_base(base)
     p = nx.as_float_array(p, "p")
-    h = 0 - (nx.xlogx(p) + nx.xlogx(1 - p))  # 0 - x, not -x: h(0) = h(1) = +0
+    # (1 - p) log(1 - p) from log1p below 1/2: there 1 - p rounds (to 1 for p
+    # below the epsilon, dropping the whole term, about -p, which is a relative
+    # error of 1 / (1 - log p) in h). From 1/2 up, 1 - p is exact and xlogx
+    # gives the finite derivative at p = 1. Each branch sees a safe argument.
+    low = p < 0.5
+    p_low = jnp.where(low, p, jnp.zeros_like(p))
+    q_high = jnp.where(low, jnp.zeros_like(p), 1 - p)
+    other = jnp.where(low, (1 - p_low) * jnp.log1p(-p_low), nx.xlogx(q_high))
+    h = 0 - (nx.xlogx(p) + other)  # 0 - x, not -x: h(0) = h(1) = +0
     h = jnp.where((p >= 0) & (p <= 1), h, jnp.full_like(h, jnp.nan))
     return nx.in_base(h, base)
 

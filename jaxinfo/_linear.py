@@ -219,6 +219,26 @@ def _matmul(a: Array, b: Array, contract: tuple[int, int], acc: np.dtype) -> Arr
     return lax.dot_general(a, b, dims, preferred_element_type=acc)
 
 
+def _block_logits(x: Array, w_block: Array, acc: np.dtype) -> Array:
+    """The (N, C) block of logits ``x @ w_block``.
+
+    Every use must see the same rounded values: the running maximum, the
+    exponentials shifted by it and, in the backward pass, the exponentials
+    shifted by the saved log-partition. A product over one feature (D = 1)
+    is, to XLA, an elementwise multiplication, which it recomputes inside
+    each consumer and, on CPU, contracts with the shift ``x·w - m`` into a
+    fused multiply-add whose unrounded product differs from the maximum by up
+    to half an ulp of the logit: ``exp(±1e23)`` for logits of 1e30, a loss of
+    ``±inf``. So one feature is padded to two with zeros, which keeps the
+    product a dot, computed once (no optimization barrier or ``cond``
+    survives XLA's simplification there).
+    """
+    if x.shape[1] == 1:
+        x = jnp.concatenate([x, jnp.zeros_like(x)], axis=1)
+        w_block = jnp.concatenate([w_block, jnp.zeros_like(w_block)], axis=0)
+    return _matmul(x, w_block, (1, 0), acc)
+
+
 def _label_mask(y_local: Array, start: Array, width: int) -> Array:
     """(N, width) one-hot of the labels among columns ``start ... start + width - 1``."""
     return lax.broadcasted_iota(jnp.int32, (1, width), 1) == (y_local - start)[:, None]
@@ -333,7 +353,7 @@ def _forward_loop(x, w, y_local, *, chunk, cpu):
         block = _Block(j, chunk, vocab)
         fresh = block.fresh(0, chunk)
         w_block = _take_columns(w, block.start, chunk, cpu).astype(x.dtype)
-        logits = _matmul(x, w_block, (1, 0), acc)
+        logits = _block_logits(x, w_block, acc)
         if fresh is not None:
             logits = jnp.where(fresh, logits, -jnp.inf)
         m, s = nx.lse_update(m, s, logits)
@@ -401,7 +421,7 @@ def _backward_loop(x, w, y_local, log_z, ct_log_z, ct_label, *, chunk, cpu):
             start = group.start + offset
             fresh = group.fresh(offset, chunk)
             w_block = _take_columns(w, start, chunk, cpu).astype(x.dtype)
-            logits = _matmul(x, w_block, (1, 0), acc)
+            logits = _block_logits(x, w_block, acc)
             p = jnp.exp(logits - log_z)
             hit = _label_mask(y_local, start, chunk)
             grad = (ct_log_z * p + jnp.where(hit, ct_label, 0)).astype(x.dtype)

@@ -418,10 +418,22 @@ def _xlog_from_log_jvp(primals, tangents):
 # (per-row) scale so that XLA cannot merge the two products back into one.
 
 
+def scaled_weights(p: Array, scale: Array) -> Array:
+    """``p * scale`` (``scale`` from :func:`scale_by_total`), kept above 0 where ``p > 0``.
+
+    An entry far below its row's total (1e-20 in a row that sums to 1e38)
+    underflows when scaled; it would then leave the support, and a ``q = 0``
+    there would give a finite divergence instead of ``inf``. A floor of
+    ``sign(p) * tiny`` keeps it in (a multiply and a maximum, arithmetic that
+    fuses) and changes no entry whose scaled value is a normal number.
+    """
+    return jnp.maximum(p * scale, jnp.sign(p) * jnp.finfo(p.dtype).tiny)
+
+
 @jax.custom_jvp
 def scaled_xlog_ratio(p: Array, p_scale: Array, q: Array, q_scale: Array) -> Array:
     """:func:`xlog_ratio` of ``p * p_scale`` and ``q * q_scale``; the scales get no gradient."""
-    return xlog_ratio(p * p_scale, q * q_scale)
+    return xlog_ratio(scaled_weights(p, p_scale), scaled_weights(q, q_scale))
 
 
 @functools.partial(scaled_xlog_ratio.defjvp, symbolic_zeros=True)
@@ -432,14 +444,15 @@ def _scaled_xlog_ratio_jvp(primals, tangents):
     a, b = lax.optimization_barrier((a, b))
     dx = None if _tangent(dp) is None else dp * a
     dy = None if _tangent(dq) is None else dq * b
-    _, tangent = _xlog_ratio_jvp((p * a, q * b), (dx, dy))
+    x, y = scaled_weights(p, a), scaled_weights(q, b)
+    _, tangent = _xlog_ratio_jvp((x, y), (dx, dy))
     return out, tangent
 
 
 @jax.custom_jvp
 def scaled_xlog_from_log(p: Array, scale: Array, log_y: Array) -> Array:
     """:func:`xlog_from_log` of ``p * scale``; ``scale`` gets no gradient."""
-    return xlog_from_log(p * scale, log_y)
+    return xlog_from_log(scaled_weights(p, scale), log_y)
 
 
 @functools.partial(scaled_xlog_from_log.defjvp, symbolic_zeros=True)
@@ -449,7 +462,8 @@ def _scaled_xlog_from_log_jvp(primals, tangents):
     out = scaled_xlog_from_log(p, scale, log_y)
     scale = lax.optimization_barrier(scale)
     dx = None if _tangent(dp) is None else dp * scale
-    _, tangent = _xlog_from_log_jvp((p * scale, log_y), (dx, _tangent(dlog_y)))
+    x = scaled_weights(p, scale)
+    _, tangent = _xlog_from_log_jvp((x, log_y), (dx, _tangent(dlog_y)))
     return out, tangent
 
 
@@ -466,8 +480,26 @@ def row_sum(x: Array, axis: int | tuple[int, ...], narrow: ArrayLike | None = No
     if narrow is not None:
         narrow = jnp.asarray(narrow)
         if narrow.dtype != x.dtype and narrow.shape == x.shape:
-            x = lax.optimization_barrier(narrow).astype(x.dtype)
+            return _sum_of_widened(x, narrow, axis)
     return jnp.sum(x, axis=axis, keepdims=True)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
+def _sum_of_widened(x: Array, narrow: Array, axis: int | tuple[int, ...]) -> Array:
+    """``sum(x)`` for ``x = narrow.astype(x.dtype)``, read from ``narrow`` (see :func:`row_sum`).
+
+    The derivative goes to ``x``, not to ``narrow``: the gradient of the
+    narrow input then reaches it in one piece, summed in the wide dtype and
+    rounded once. Sent along both paths, each part was rounded to (say)
+    float16 on its own, and two parts beyond its range made ``inf - inf``.
+    """
+    return jnp.sum(lax.optimization_barrier(narrow).astype(x.dtype), axis=axis, keepdims=True)
+
+
+@_sum_of_widened.defjvp
+def _sum_of_widened_jvp(axis, primals, tangents):
+    x, narrow = primals
+    return _sum_of_widened(x, narrow, axis), jnp.sum(tangents[0], axis=axis, keepdims=True)
 
 
 def safe_total(x: Array, axis: int | tuple[int, ...], narrow: ArrayLike | None = None) -> Array:
@@ -590,6 +622,28 @@ def normalise(w: Array, axis: int | tuple[int, ...]) -> Array:
     :func:`scale_by_total`); rows with no mass stay 0."""
     sw = scale_by_total(w, axis)
     return w * sw.scale / sw.total
+
+
+def log_normalise(w: Array, axis: int | tuple[int, ...]) -> tuple[Array, Array, Array]:
+    """``(w / sum(w), log(w / sum(w)), log(sum(w)))`` along ``axis`` (the last kept).
+
+    For any non-negative weights (see :func:`scale_by_total`). The logarithm
+    is exact also where the quotient underflows (an entry 1e-30 next to 1e30
+    in float32), as the measures of order ``alpha < 1`` need: ``(1e-60)**0.1``
+    is not negligible. It is ``-inf`` exactly where ``w = 0``, and its
+    gradient has no NaN there (the argument of the ``log`` is replaced first).
+    Rows with no mass give 0, ``-inf`` and 0.
+    """
+    sw = scale_by_total(w, axis)
+    x = w * sw.scale
+    positive = w > 0
+    scaled_ok = x > 0
+    # log(w * scale) = log(x) where x did not underflow, else log(w) - e log 2
+    arg = jnp.where(scaled_ok, x, jnp.where(positive, w, jnp.ones_like(w)))
+    shift = jnp.where(scaled_ok, jnp.zeros_like(sw.log_scale), sw.log_scale)
+    log_x = jnp.where(positive, jnp.log(arg) - shift, -jnp.inf)
+    log_total = jnp.log(sw.total)
+    return x / sw.total, log_x - log_total, log_total + sw.log_scale
 
 
 # --------------------------------------------------------------------------

@@ -164,7 +164,7 @@ def cross_entropy(
     # the scaled total gives without overflow.
     sp = nx.scale_by_total(p, axis, narrow[0])
     sq = nx.scale_by_total(q, axis, narrow[1])
-    weighted = jnp.sum(nx.xlogy(p * sp.scale, q), axis=axis, keepdims=True)
+    weighted = jnp.sum(nx.xlogy(nx.scaled_weights(p, sp.scale), q), axis=axis, keepdims=True)
     ce = jnp.log(sq.total) + sq.log_scale - weighted / sp.total
     ce = jnp.where(sp.nonempty, ce, jnp.zeros_like(ce))
     return nx.finish(ce, axis, keepdims, base)

@@ -1,7 +1,34 @@
-"""Fixtures shared by the test modules."""
+"""Fixtures shared by the test modules, and the hypothesis profiles."""
+
+import os
 
 import jax
 import pytest
+from hypothesis import HealthCheck, Phase, settings
+
+# Profiles of the property suite (tests/test_properties.py), chosen with the
+# HYPOTHESIS_PROFILE environment variable. "ci" (the default) is small and
+# reproducible: the same examples on every run, no shrinking (a failure
+# prints its drawn features; rerun under "deep" to shrink it). "deep" is a
+# long random search, for runs by hand.
+settings.register_profile(
+    "ci",
+    max_examples=30,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    phases=(Phase.explicit, Phase.generate),
+    suppress_health_check=(HealthCheck.too_slow, HealthCheck.data_too_large),
+    print_blob=True,
+)
+settings.register_profile(
+    "deep",
+    max_examples=1000,
+    deadline=None,
+    suppress_health_check=(HealthCheck.too_slow, HealthCheck.data_too_large),
+    print_blob=True,
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture

@@ -312,3 +312,77 @@ def test_label_smoothing_gradient_on_an_empty_row(logits, where):
 
     assert loss(0.1) == 0
     assert jax.grad(loss)(0.1) == 0
+
+
+# Found by the property suite: forward-mode derivatives of the Rényi measures
+# were NaN next to a weight near the smallest normal number (reverse mode was
+# right). Its logarithm's tangent, dw / w, is near the float maximum; times
+# t = alpha - 1 (alpha = 100, the log-sum-exp form) or times t h'(t y)
+# (alpha = 0.75, the centred form) it overflowed, and then met a weight of 0
+# (an underflowed exp) or of 2e-38 as 0 * inf. Fixed in _scaled_cgf: terms
+# whose exponential underflows leave the derivative as well as the sum, and the
+# centred form's terms multiply their tangents by the weight first.
+@pytest.mark.parametrize("alpha, want", [(100.0, 1010.101010), (0.75, 1.3624125e12)])
+def test_renyi_forward_mode_next_to_the_smallest_normal(alpha, want):
+    p = jnp.array([1e-3, 2 * TINY], F32)  # the derivative along the tiny entry
+    d = jnp.array([0.0, 1.0], F32)
+    q = jnp.array([0.5, 0.5], F32)
+    for measure, sign in (
+        (lambda p: jaxinfo.renyi_entropy(p, alpha), 1),
+        (lambda p: jaxinfo.renyi_divergence(p, q, alpha), -1),
+    ):
+        forward = jax.jvp(measure, (p,), (d,))[1]  # was NaN
+        np.testing.assert_allclose(forward, sign * want, rtol=1e-5)
+        np.testing.assert_allclose(forward, jax.grad(measure)(p) @ d, rtol=1e-5)
+
+
+def test_binary_entropy_of_small_probabilities():
+    # Found by the property suite: h(p) = -p log p - (1 - p) log(1 - p) lost
+    # its second term, about +p, where 1 - p rounds: 2.07969e-05 instead of
+    # 2.08062e-05 at p = 1.44e-6 (float32), 69.08 p instead of 70.08 p at
+    # p = 1e-30. Fixed with log1p(-p) below p = 1/2.
+    p = jnp.array([1.439772e-06, 1e-30], F32)
+    want = [-x * math.log(x) - (1 - x) * math.log1p(-x) for x in np.asarray(p, np.float64)]
+    np.testing.assert_allclose(jaxinfo.binary_entropy(p), want, rtol=1e-6)
+
+
+def test_linear_cross_entropy_with_one_feature_and_huge_logits():
+    # Found by the property suite: with one feature (D = 1) the loss was inf
+    # where the logits x @ w are 1e30 (cross_entropy_from_labels(y, x @ w) is
+    # 0 and 7e30), and the gradients wrong. XLA made the product an
+    # elementwise multiplication, recomputed it in every consumer and fused
+    # x·w - max into a multiply-add: exp(±half an ulp of 1e30) = inf or 0.
+    # One feature is now padded to two, so that the product stays a dot.
+    x = jnp.array([[1e15]], F32)
+    w = jnp.array([[-1e15, 6e15]], F32)
+    for label, want, want_dx, want_dw in (
+        (1, 0.0, 0.0, [0.0, 0.0]),
+        (0, 7e30, 7e15, [-1e15, 1e15]),
+    ):
+        y = jnp.array([label])
+        np.testing.assert_allclose(jaxinfo.linear_cross_entropy(x, w, y), [want], rtol=1e-6)
+        got = jax.jit(jaxinfo.linear_cross_entropy)(x, w, y)
+        np.testing.assert_allclose(got, [want], rtol=1e-6)
+        dx, dw = jax.jit(
+            jax.grad(lambda x, w, y=y: jaxinfo.linear_cross_entropy(x, w, y).sum(), argnums=(0, 1))
+        )(x, w)
+        np.testing.assert_allclose(dx, [[want_dx]], rtol=1e-6)
+        np.testing.assert_allclose(dw, [want_dw], rtol=1e-6)
+
+
+def test_renyi_measures_count_entries_whose_normalised_weight_underflows():
+    # Found by the property suite (float64, weights from 4e-308 to 9e307): the
+    # Rényi measures normalised first and then took logarithms, so an entry
+    # 1e-30 next to 1e30 (float32) became 0 and left the support. H_0 = log 2
+    # came out 0, D_1(P‖Q) = inf (Q rules out a class P allows) came out 0, and
+    # the gradient of D_0.75 was off by a factor of 3. The logarithms are now
+    # taken of the scaled weights, and the supports read from the weights.
+    wide = jnp.array([1e30, 1e-30], F32)
+    np.testing.assert_allclose(jaxinfo.renyi_entropy(wide, 0.0), math.log(2), rtol=1e-6)
+    assert jaxinfo.renyi_divergence(wide, jnp.array([1.0, 0.0], F32), 1.0) == jnp.inf
+    p = jnp.array([1.0, 1.0], F32)
+    alpha = 0.75  # Q = (1, 1e-60): class 2 adds (1e-60)**0.25 = 1e-15, nothing
+    want = 3 * math.log(2)  # log(0.5**0.75) / (0.75 - 1)
+    np.testing.assert_allclose(jaxinfo.renyi_divergence(p, wide, alpha), want, rtol=5e-6)
+    grad = jax.grad(lambda p: jaxinfo.renyi_divergence(p, wide, alpha))(p)
+    np.testing.assert_allclose(grad, [-1.5, 1.5], rtol=1e-4)  # was [-0.5, 0.5]
