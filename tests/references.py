@@ -105,8 +105,19 @@ def cross_entropy_from_logits(p, logits):
     return value, np.abs(terms).sum(-1) + np.abs(_log(np.where(tp > 0, tp, 1))) + 1
 
 
-def kl_divergence_from_logits(p_logits, q_logits):
-    """``D(P‖Q)`` where any finite logit is a class of positive probability."""
+def kl_divergence_from_logits(p_logits, q_logits, tiny=None):
+    """``D(P‖Q)`` where any finite logit is a class of positive probability.
+
+    With ``tiny``, also the value where classes of probability below ``tiny``
+    (which round to 0 in a dtype whose smallest normal is ``tiny``) count as
+    outside P's support: finite where Q rules only those out. See
+    ``kernel_bugs`` K6: the measure gives the latter, its docstring the former.
+    """
+    if tiny is not None:
+        value, scale = kl_divergence_from_logits(p_logits, q_logits)
+        log_p, _, _ = log_softmax(p_logits)
+        rounded = np.where(log_p < np.log(LD(tiny)), -INF, ld(p_logits))
+        return value, scale, kl_divergence_from_logits(rounded, q_logits)[0]
     log_p, nonempty, _ = log_softmax(p_logits)
     log_q, _, _ = log_softmax(q_logits)
     p = np.exp(log_p)

@@ -6,15 +6,18 @@ seed. Arrays of a thousand entries drawn entry by entry would be slow to
 generate and to shrink, while the features shrink well: a failure shrinks
 towards fewer special values, narrower spreads and simpler layouts.
 
-Two regimes of magnitude:
+Three regimes of magnitude:
 
 * ``"standard"``: every row has its largest weight in ``[1e-6, 1e4]``, and
-  within the square root of the dtype's range (``[8e-3, 256]`` in float16) (or,
-  for logits, finite entries within ``±1e30``), but single entries go
-  anywhere below that: exact zeros, subnormals (``1e-45`` in float32), the
-  smallest normal number, entries a factor 1e30 below the row's maximum;
-  logits also take ``-inf``, ``±1e30`` and ``±88`` (where ``exp`` overflows
-  float32);
+  within the square root of the dtype's range (``[8e-3, 256]`` in float16),
+  but single entries go far below that: exact zeros (down to one-hot rows and
+  rows with no mass), entries 1e-10, 1e-20, 1e-30 (the subnormals of float16,
+  which are normal numbers in the float32 it computes in). Logits have finite
+  entries within ``±1e30``, ``-inf`` (masked classes, whole rows of them),
+  ``±1e30`` and ``±88`` (where ``exp`` overflows float32);
+* ``"tiny"``: the standard rows with, besides, entries at and below the
+  smallest normal number of the dtype (``1.2e-38`` and the subnormals down
+  to ``1e-45`` in float32);
 * ``"extreme"``: the whole representable range: rows whose largest weight is
   the float maximum or the smallest normal number, rows of subnormals, logits
   of ``±3e38``.
@@ -40,7 +43,7 @@ from hypothesis import strategies as st
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
 
 DTYPES = ("float16", "bfloat16", "float32", "float64")
-REGIMES = ("standard", "extreme")
+REGIMES = ("standard", "tiny", "extreme")
 
 MAX_CLASSES = 1000
 MAX_SIZE = 4000  # entries per array: keeps each example fast
@@ -82,13 +85,17 @@ def layouts(draw, min_ndim: int = 1, dtypes: tuple[str, ...] = DTYPES) -> Layout
     """A shape of 1 to 4 axes, the class axis anywhere, 1 to 1000 classes, a dtype."""
     if PROFILE == "ci":
         pool = [
-            layout for layout in CI_LAYOUTS if len(layout.shape) >= min_ndim and layout.dtype in dtypes
+            layout
+            for layout in CI_LAYOUTS
+            if len(layout.shape) >= min_ndim and layout.dtype in dtypes
         ]
         return draw(st.sampled_from(pool))
     ndim = draw(st.integers(min_ndim, 4))
     classes = draw(
         st.one_of(
-            st.integers(1, 8), st.sampled_from([1, 2, 999, MAX_CLASSES]), st.integers(1, MAX_CLASSES)
+            st.integers(1, 8),
+            st.sampled_from([1, 2, 999, MAX_CLASSES]),
+            st.integers(1, MAX_CLASSES),
         )
     )
     budget = MAX_SIZE // classes
@@ -105,6 +112,11 @@ def layouts(draw, min_ndim: int = 1, dtypes: tuple[str, ...] = DTYPES) -> Layout
 # --------------------------------------------------------------------------
 # values
 # --------------------------------------------------------------------------
+
+
+def compute_dtype(dtype: str) -> str:
+    """The dtype the measures compute in: float32 for the 16-bit floats."""
+    return "float64" if dtype == "float64" else "float32"
 
 
 def finfo(dtype) -> np.finfo:
@@ -166,14 +178,14 @@ def weights(draw, layout: Layout, regime: str) -> np.ndarray:
     top = _row_argmax_mask(x)  # the row's largest entry keeps the row's scale
 
     # Row scale: the largest entry of each row.
-    if regime == "standard":
+    if regime != "extreme":
         low, high = max(-6, np.log10(tiny) / 2), min(4, np.log10(big) / 2)
-        scale = 10.0 ** rng.uniform(low, high, shape[:-1] + (1,))
+        scale = 10.0 ** rng.uniform(low, high, (*shape[:-1], 1))
     else:
         kinds = np.array([big, big / 2, big / 30, 1e37, tiny, 3 * tiny, sub * 7, 1e-20, 1e20])
         kinds = kinds[(kinds <= big) & (kinds >= sub)]
-        pick = rng.integers(0, len(kinds) + 1, shape[:-1] + (1,))
-        anywhere = 10.0 ** rng.uniform(np.log10(sub), np.log10(big), shape[:-1] + (1,))
+        pick = rng.integers(0, len(kinds) + 1, (*shape[:-1], 1))
+        anywhere = 10.0 ** rng.uniform(np.log10(sub), np.log10(big), (*shape[:-1], 1))
         scale = np.where(pick < len(kinds), kinds[np.minimum(pick, len(kinds) - 1)], anywhere)
     x = x * scale
 
@@ -181,14 +193,16 @@ def weights(draw, layout: Layout, regime: str) -> np.ndarray:
     x = np.where(_special_positions(rng, shape, zero_fraction, top), 0.0, x)
     specials = np.array([sub, 2 * sub, tiny, 2 * tiny, 1e-30, 1e-20, 1e-10])
     specials = specials[specials >= sub]
+    if regime == "standard":  # nothing near the smallest normal of the computation
+        specials = specials[specials >= 2.0**24 * float(finfo(compute_dtype(layout.dtype)).tiny)]
     if regime == "extreme":
         specials = np.concatenate([specials, [big, big / 3, 1e30]])
     at = _special_positions(rng, shape, special_fraction, None if regime == "extreme" else top)
     chosen = specials[rng.integers(0, len(specials), shape)]
-    if regime == "standard":  # never above the row's scale
+    if regime != "extreme":  # never above the row's scale
         chosen = np.minimum(chosen, scale)
     x = np.where(at, chosen, x)
-    x = np.where(rng.random(shape[:-1] + (1,)) < empty_rows, 0.0, x)
+    x = np.where(rng.random((*shape[:-1], 1)) < empty_rows, 0.0, x)
     return cast(np.moveaxis(x, -1, layout.axis), layout.dtype)
 
 
@@ -210,7 +224,7 @@ def logits(draw, layout: Layout, regime: str) -> np.ndarray:
 
     shape = _rows(np.empty(layout.shape), layout.axis).shape
     x = rng.normal(0.0, spread, shape)
-    row = shape[:-1] + (1,)
+    row = (*shape[:-1], 1)
     if offset_kind == "random":
         x = x + rng.normal(0.0, 100.0, row)
     elif offset_kind == "huge":
