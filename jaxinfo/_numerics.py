@@ -427,7 +427,9 @@ def scaled_weights(p: Array, scale: Array) -> Array:
     ``sign(p) * tiny`` keeps it in (a multiply and a maximum, arithmetic that
     fuses) and changes no entry whose scaled value is a normal number.
     """
-    return jnp.maximum(p * scale, jnp.sign(p) * jnp.finfo(p.dtype).tiny)
+    x = p * scale
+    # the floor's correction carries no derivative: d x / d p = scale everywhere
+    return x + lax.stop_gradient(jnp.maximum(x, jnp.sign(p) * jnp.finfo(p.dtype).tiny) - x)
 
 
 @jax.custom_jvp
@@ -515,10 +517,10 @@ class Scaled(NamedTuple):
     """Non-negative weights and their row total, scaled by a power of two.
 
     Attributes:
-      scale: ``2**-e`` (kept), with ``2**e`` the power of two just above the
+      scale: ``2**-e`` (kept), with ``2**e`` the power of two nearest the
         row's total: the constant to multiply the weights by before any
         product or logarithm (no gradient flows through it).
-      total: ``sum(w) * scale`` (kept), in ``[1/2, 1)`` (up to 4 at the ends of
+      total: ``sum(w) * scale`` (kept), in ``[3/4, 3/2)`` (up to 4 at the ends of
         the float range); 1 on rows with no mass. It carries the gradient.
       log_scale: ``e log 2 = -log(scale)`` (kept); ``log(sum(w))`` is
         ``log(total) + log_scale``.
@@ -545,7 +547,7 @@ def scale_by_total(
     underflow and whose gradients (of order ``1 / sum(w)**2``) overflow.
     Multiplying a row by ``scale``, a power of two, keeps every intermediate
     of order one and is exact: for weights that already sum to about one it is
-    ``1/2`` or 1 and changes no digit. The measures compute with
+    1 and changes nothing. The measures compute with
     ``w * scale`` and ``total``; since they depend only on the normalised
     distribution, ``scale`` needs no gradient and the gradients are exact.
 
@@ -570,7 +572,10 @@ def scale_by_total(
         raw = class_sum(w, axis, axis_name)
     info = jnp.finfo(w.dtype)
     fixed = lax.stop_gradient(raw)
-    _, e = jnp.frexp(fixed)  # raw = mantissa * 2**e, mantissa in [1/2, 1)
+    mantissa, e = jnp.frexp(fixed)  # raw = mantissa * 2**e, mantissa in [1/2, 1)
+    # the nearest power of two: total in [3/4, 3/2), and exactly 1 (no rounding
+    # at all) for weights that already sum to one
+    e = jnp.where(mantissa < 0.75, e - 1, e)
     e = jnp.where(fixed == jnp.inf, info.maxexp, e)
     # raw > 0 is false for a subnormal total where the platform flushes
     # subnormals (CPU): that row is empty to every other operation too.
