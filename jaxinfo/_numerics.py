@@ -446,8 +446,8 @@ def _scaled_xlog_ratio_jvp(primals, tangents):
     a, b = lax.optimization_barrier((a, b))
     dx = None if _tangent(dp) is None else dp * a
     dy = None if _tangent(dq) is None else dq * b
-    x, y = scaled_weights(p, a), scaled_weights(q, b)
-    _, tangent = _xlog_ratio_jvp((x, y), (dx, dy))
+    # the derivative needs no floor (an underflowed entry's derivative is 0)
+    _, tangent = _xlog_ratio_jvp((p * a, q * b), (dx, dy))
     return out, tangent
 
 
@@ -464,8 +464,7 @@ def _scaled_xlog_from_log_jvp(primals, tangents):
     out = scaled_xlog_from_log(p, scale, log_y)
     scale = lax.optimization_barrier(scale)
     dx = None if _tangent(dp) is None else dp * scale
-    x = scaled_weights(p, scale)
-    _, tangent = _xlog_from_log_jvp((x, log_y), (dx, _tangent(dlog_y)))
+    _, tangent = _xlog_from_log_jvp((p * scale, log_y), (dx, _tangent(dlog_y)))
     return out, tangent
 
 
