@@ -373,7 +373,9 @@ def xlog_ratio(x: Array, y: Array) -> Array:
     ``xlogx(x) - xlogy(x, y)``.
     """
     one = _one_where_zero(x)
-    return x * jnp.log((x + one) / (y + one))
+    # the ratio of a weight near the smallest normal to a larger one underflows
+    # (and log 0 = -inf): floored at tiny, the term stays the negligible x log tiny
+    return x * jnp.log(jnp.maximum((x + one) / (y + one), jnp.finfo(x.dtype).tiny))
 
 
 @functools.partial(xlog_ratio.defjvp, symbolic_zeros=True)
@@ -432,29 +434,190 @@ def scaled_weights(p: Array, scale: Array) -> Array:
     return x + lax.stop_gradient(jnp.maximum(x, jnp.sign(p) * jnp.finfo(p.dtype).tiny) - x)
 
 
-@jax.custom_jvp
-def scaled_xlog_ratio(p: Array, p_scale: Array, q: Array, q_scale: Array) -> Array:
-    """:func:`xlog_ratio` of ``p * p_scale`` and ``q * q_scale``; the scales get no gradient."""
-    return xlog_ratio(scaled_weights(p, p_scale), scaled_weights(q, q_scale))
+# Cross-entropy and KL of non-negative weights, normalised along ``axis``.
+# Their derivatives are written out. With ``P = sum(p)``, ``Q = sum(q)``:
+#
+#   dH(P,Q)/dp_i = -(log q̂_i + H(P,Q)) / P,  dD(P‖Q)/dp_i = (log(p̂_i / q̂_i) - D) / P,
+#   dH(P,Q)/dq_i = dD(P‖Q)/dq_i = 1/Q - p̂_i / q_i.
+#
+# The coefficient of dp_i is computed in units of order one (logarithms of
+# normalised weights) and summed before the per-row factor 1 / P (= scale /
+# total) is applied. Autodiff of the value instead takes the difference of
+# terms of order ``log(q) / P``, which for a row of weights near the smallest
+# normal (1 / P = 2**126) overflow on their own and give inf - inf = NaN where
+# the derivative is 0. The logarithms are of ``p`` and ``q`` themselves, not
+# of their scaled copies, so they are exact wherever the weights are normal
+# numbers (a scaled weight far below its row's total underflows).
 
 
-@functools.partial(scaled_xlog_ratio.defjvp, symbolic_zeros=True)
-def _scaled_xlog_ratio_jvp(primals, tangents):
-    p, a, q, b = primals
-    dp, _, dq, _ = tangents
-    out = scaled_xlog_ratio(p, a, q, b)
-    a, b = lax.optimization_barrier((a, b))
-    dx = None if _tangent(dp) is None else dp * a
-    dy = None if _tangent(dq) is None else dq * b
-    # the derivative needs no floor (an underflowed entry's derivative is 0)
-    _, tangent = _xlog_ratio_jvp((p * a, q * b), (dx, dy))
-    return out, tangent
+def _scaled_pair(p, q, narrow, axis):
+    return scale_by_total(p, axis, narrow[0]), scale_by_total(q, axis, narrow[1])
+
+
+def _narrow_pair(p: Array, q: Array, narrow: tuple) -> tuple:
+    """The narrower arrays ``p`` and ``q`` were widened from, where that is
+    what they are (same shape, other dtype), else None (see :func:`row_sum`)."""
+    out = []
+    for wide, raw in zip((p, q), narrow, strict=True):
+        if raw is not None:
+            raw = as_real_array(raw, "p")
+            if raw.shape != wide.shape or raw.dtype == wide.dtype:
+                raw = None
+        out.append(raw)
+    return tuple(out)
+
+
+def cross_entropy_of_weights(p: Array, q: Array, axis: int, narrow: tuple = (None, None)) -> Array:
+    """``-sum(p̂ log q̂)`` along ``axis`` (kept) for non-negative weights ``p, q``.
+
+    ``p̂, q̂`` are the normalised rows; 0 on rows where ``p`` has no mass,
+    ``inf`` where ``q = 0 < p``. ``narrow``: the arrays ``p`` and ``q`` were
+    widened from (bfloat16, say), or None, as in :func:`row_sum`.
+    """
+    return _cross_entropy_of_weights(p, q, _narrow_pair(p, q, narrow), axis)
+
+
+def kl_divergence_of_weights(p: Array, q: Array, axis: int, narrow: tuple = (None, None)) -> Array:
+    """``sum(p̂ log(p̂ / q̂))`` along ``axis`` (kept) for non-negative weights.
+
+    As :func:`cross_entropy_of_weights`: 0 on rows where ``p`` has no mass,
+    ``inf`` where ``q = 0 < p``.
+    """
+    return _kl_divergence_of_weights(p, q, _narrow_pair(p, q, narrow), axis)
+
+
+def _log_total(s: Scaled) -> Array:
+    return jnp.log(s.total) + s.log_scale
+
+
+def _derivative_in_q(p_hat: Array, q: Array, inverse_q_total: Array) -> Array:
+    """``1/Q - p̂_i / q_i``, the derivative of H(P, Q) and D(P‖Q) in ``q_i``.
+
+    1/Q where ``p = 0``, and also where ``q = 0 < p``. There the measure is
+    infinite and its derivative means nothing; a finite one lets a zero
+    cotangent on that row give zero, not NaN (so does reading an infinite
+    measure as 0 in the coefficients of ``dp``).
+    """
+    return inverse_q_total - p_hat / jnp.where(q > 0, q, jnp.inf)
+
+
+def _cross_entropy_value(p, q, narrow, axis):
+    sp, sq = _scaled_pair(p, q, narrow, axis)
+    # P is scaled; Q only needs log(sum(q)), which the scaled total gives
+    weighted = jnp.sum(xlogy(scaled_weights(p, sp.scale), q), axis=axis, keepdims=True)
+    ce = jnp.where(sp.nonempty, _log_total(sq) - weighted / sp.total, 0)
+    return ce, sp, sq
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(3,))
+def _cross_entropy_of_weights(p, q, narrow, axis):
+    # the narrow arrays get no derivative: it reaches p and q in one piece
+    return _cross_entropy_value(p, q, narrow, axis)[0]
+
+
+@functools.partial(_cross_entropy_of_weights.defjvp, symbolic_zeros=True)
+def _cross_entropy_of_weights_jvp(axis, primals, tangents):
+    p, q, narrow = primals
+    dp, dq = _tangent(tangents[0]), _tangent(tangents[1])
+    ce, sp, sq = _cross_entropy_value(p, q, narrow, axis)
+    tiny = jnp.finfo(p.dtype).tiny
+    # the scaled products recomputed, not shared with the value (see
+    # scaled_xlog_from_log): a barrier on the per-row scales
+    a, b = lax.optimization_barrier((sp.scale, sq.scale))
+    tangent = jnp.zeros_like(ce)
+    if dp is not None:
+        # -(log q̂_i + H); where q = 0 (then p = 0, or H = inf) read at tiny
+        coef = _log_total(sq) - _finite_or_zero(ce) - jnp.log(jnp.maximum(q, tiny))
+        tangent = tangent + jnp.sum(coef * dp, axis=axis, keepdims=True) * (a / sp.total)
+    if dq is not None:
+        coef = _derivative_in_q(p * a / sp.total, q, b / sq.total)
+        tangent = tangent + jnp.sum(coef * dq, axis=axis, keepdims=True)
+    return ce, jnp.where(sp.nonempty, tangent, jnp.zeros_like(tangent))
+
+
+def _kl_divergence_value(p, q, narrow, axis):
+    sp, sq = _scaled_pair(p, q, narrow, axis)
+    # with x = p * scale_p, y = q * scale_q and their totals s, t:
+    # D = sum(x log(x / y)) / s - log s + log t
+    # x and y are formed inside each branch, and bfloat16 input widened there:
+    # arrays passed in are kept in memory, not computed in the reduction's loop
+    tiny = jnp.finfo(q.dtype).tiny
+
+    def widened():
+        pairs = zip((p, q), narrow, strict=True)
+        return tuple(w if n is None else n.astype(w.dtype) for w, n in pairs)
+
+    def weights():
+        p_, q_ = widened()
+        return q_, scaled_weights(p_, sp.scale), scaled_weights(q_, sq.scale)
+
+    def ratios():
+        _, x, y = weights()
+        return jnp.sum(xlog_ratio(x, y), axis=axis, keepdims=True)
+
+    def corrected():
+        # log(x / y) corrected where y was floored at tiny: by log tiny - log q
+        # + log(sum(q)) - log(total), the logarithm of the true scaled entry,
+        # from q itself. ``under`` (1 there, else 0) is arithmetic, which fuses;
+        # elsewhere the terms are those of ``ratios`` exactly (KL(P, P) = 0).
+        q_, x, y = weights()
+        under = jnp.sign(y - q_ * sq.scale)
+        keep = 1 - under  # log(1 + ...) where not used: finite, times 0
+        fix = (jnp.log(y + keep) - jnp.log(q_ + keep) + sq.log_scale) * under
+        return jnp.sum(xlog_ratio(x, y) + x * fix, axis=axis, keepdims=True)
+
+    def checked():
+        # An entry of q more than the float range below its row's total
+        # underflows when scaled, which is possible only where that total is
+        # above one: a pass over q looks for one (arithmetic, no select).
+        _, q_ = widened()
+        lifted = q_ * sq.scale + _one_where_zero(q_)
+        underflow = jnp.min(lifted, initial=jnp.inf) < tiny
+        return lax.cond(underflow, corrected, ratios)
+
+    kl = lax.cond(jnp.any(sq.log_scale > 0), checked, ratios) / sp.total
+    kl = kl - jnp.log(sp.total) + jnp.log(sq.total)
+    return jnp.where(sp.nonempty, kl, 0), sp, sq
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(3,))
+def _kl_divergence_of_weights(p, q, narrow, axis):
+    return _kl_divergence_value(p, q, narrow, axis)[0]
+
+
+@functools.partial(_kl_divergence_of_weights.defjvp, symbolic_zeros=True)
+def _kl_divergence_of_weights_jvp(axis, primals, tangents):
+    p, q, narrow = primals
+    dp, dq = _tangent(tangents[0]), _tangent(tangents[1])
+    kl, sp, sq = _kl_divergence_value(p, q, narrow, axis)
+    tiny = jnp.finfo(p.dtype).tiny
+    a, b = lax.optimization_barrier((sp.scale, sq.scale))
+    tangent = jnp.zeros_like(kl)
+    if dp is not None:
+        # log(p̂_i / q̂_i) - D; p = 0 and q = 0 read at tiny (finite, and
+        # pointing the right way at the edge of the support)
+        shift = _log_total(sq) - _log_total(sp) - _finite_or_zero(kl)
+        coef = jnp.log(jnp.maximum(p, tiny)) - jnp.log(jnp.maximum(q, tiny)) + shift
+        tangent = tangent + jnp.sum(coef * dp, axis=axis, keepdims=True) * (a / sp.total)
+    if dq is not None:
+        coef = _derivative_in_q(p * a / sp.total, q, b / sq.total)
+        tangent = tangent + jnp.sum(coef * dq, axis=axis, keepdims=True)
+    return kl, jnp.where(sp.nonempty, tangent, jnp.zeros_like(tangent))
 
 
 @jax.custom_jvp
 def scaled_xlog_from_log(p: Array, scale: Array, log_y: Array) -> Array:
-    """:func:`xlog_from_log` of ``p * scale``; ``scale`` gets no gradient."""
-    return xlog_from_log(scaled_weights(p, scale), log_y)
+    """:func:`xlog_from_log` of ``p * scale``; ``scale`` gets no gradient.
+
+    An entry that underflows when scaled keeps ``p > 0, log_y = -inf`` at
+    ``-inf`` (the floor of :func:`scaled_weights`), but only there: next to a
+    finite ``log_y``, which may be as large as the float maximum, a floor of
+    tiny would add up to ``tiny * 3e38 = 4`` where the entry adds nothing.
+    """
+    x = p * scale
+    # tiny where p > 0 and log_y = -inf (lowest - log_y = inf); <= 0 elsewhere
+    floor = jnp.finfo(x.dtype).tiny * jnp.minimum(jnp.sign(p), jnp.finfo(x.dtype).min - log_y)
+    return xlog_from_log(x + lax.stop_gradient(jnp.maximum(x, floor) - x), log_y)
 
 
 @functools.partial(scaled_xlog_from_log.defjvp, symbolic_zeros=True)
@@ -665,6 +828,8 @@ class Shifted(NamedTuple):
       exp_s: ``exp(s)``; ``softmax = exp_s / z``.
       z: ``sum(exp(s))`` (kept), 1 on fully masked rows.
       nonempty: boolean (kept), whether the row has any class left.
+      shift: the maximum subtracted (kept, no gradient), 0 on empty rows;
+        ``s`` is ``-inf`` also where ``logits - shift`` overflows.
     """
 
     s: Array
@@ -672,6 +837,7 @@ class Shifted(NamedTuple):
     exp_s: Array
     z: Array
     nonempty: Array
+    shift: Array
 
 
 def shift_logits(
@@ -701,7 +867,7 @@ def shift_logits(
     exp_s = jnp.exp(s)
     z = class_sum(exp_s, axis, axis_name)
     z = jnp.where(z > 0, z, jnp.ones_like(z))
-    return Shifted(s=s, log_z=jnp.log(z), exp_s=exp_s, z=z, nonempty=nonempty)
+    return Shifted(s=s, log_z=jnp.log(z), exp_s=exp_s, z=z, nonempty=nonempty, shift=m)
 
 
 def _finite_or_zero(x: Array) -> Array:
@@ -833,10 +999,40 @@ def _softmax_cross_entropy_reference(
     return jnp.where(sp.nonempty, ce, jnp.zeros_like(ce))
 
 
-@_softmax_cross_entropy_fused.defjvp
+@functools.partial(_softmax_cross_entropy_fused.defjvp, symbolic_zeros=True)
 def _softmax_cross_entropy_jvp(axis, primals, tangents):
+    p, logits = primals
+    dp, dlogits = _tangent(tangents[0]), _tangent(tangents[1])
     reference = functools.partial(_softmax_cross_entropy_reference, axis=axis)
-    return jax.jvp(reference, primals, tangents)
+    if dlogits is None:
+        ce = reference(p, logits)
+        tangent = jnp.zeros_like(ce)
+    else:
+        ce, tangent = jax.jvp(lambda logits: reference(p, logits), (logits,), (dlogits,))
+    if dp is not None:
+        tangent = tangent + _target_tangent(p, logits, ce, dp, axis)
+    return ce, tangent
+
+
+def _target_tangent(p, logits, ce, dp, axis):
+    """The derivative of the cross-entropy in its targets, ``-(log q_i + H) / sum(p)``.
+
+    Written out for the reason given above :func:`cross_entropy_of_weights`:
+    the coefficients are summed before the factor ``1 / sum(p)``, which for
+    targets that sum to 1e-19 is 1e19 and, autodiff's way, met terms of order
+    ``log q`` (up to the float maximum) on its own. On a class that ``Q`` rules
+    out (where ``p > 0``, H is infinite anyway) ``log q`` is read as that of a
+    logit equal to the maximum, as the derivative rule of :func:`xlog_from_log`
+    has it on the ``axis_name`` path.
+    """
+    wide = p.astype(logits.dtype)
+    sp = scale_by_total(wide, axis, p)
+    s = shift_by_max(logits, axis)
+    log_z = jnp.log(_one_if_empty(jnp.sum(jnp.exp(s), axis=axis, keepdims=True)))
+    coef = log_z - jnp.where(s > -jnp.inf, s, 0) - _finite_or_zero(ce)
+    tangent = jnp.sum(coef * dp.astype(coef.dtype), axis=axis, keepdims=True)
+    tangent = tangent * (sp.scale / sp.total)
+    return jnp.where(sp.nonempty, tangent, jnp.zeros_like(tangent))
 
 
 def softmax_entropy(logits: Array, axis: int, axis_name: AxisName | None = None) -> Array:
@@ -897,6 +1093,11 @@ def softmax_kl_divergence(
 def _softmax_kl_divergence_fused(p_logits: Array, q_logits: Array, axis: int) -> Array:
     p, log_p = _softmax_fused(p_logits, axis)
     _, log_q = _softmax_fused(q_logits, axis)
+    # P's support is the classes whose probability is positive in the
+    # computation dtype: one that underflows (e**-200 in float32) is outside,
+    # also where Q rules it out. Taking it in would cost a quarter of the time
+    # (a floor on p where Q's logit is -inf) for an infinite loss that no
+    # training step can use.
     # p * (log p - log q) written as -p * (log q - log p), so that a -inf lands
     # in the second argument of xlog_from_log, which makes 0 * -inf = 0.
     terms = -xlog_from_log(p, log_q - finite_floor(log_p))
@@ -908,11 +1109,12 @@ def _softmax_kl_divergence_reference(
 ) -> Array:
     sa = shift_logits(p_logits, axis, None, axis_name)
     sb = shift_logits(q_logits, axis, None, axis_name)
-    # Classes outside P's support (exp_s == 0, masked or underflowed) contribute
-    # 0; the difference is replaced there *before* the product so that neither
-    # its value nor its gradient can be 0 * inf.
+    # Classes whose probability is 0 (masked or underflowed) contribute 0; the
+    # difference is replaced there *before* the product so that neither its
+    # value nor its gradient can be 0 * inf. Each term is divided by z before
+    # the sum, which would overflow for differences near the float maximum.
     diff = jnp.where(sa.exp_s == 0, jnp.zeros_like(sa.s), sa.s - sb.s)
-    weighted = class_sum(sa.exp_s * diff, axis, axis_name) / sa.z
+    weighted = class_sum((sa.exp_s * diff) / sa.z, axis, axis_name)
     kl = weighted - sa.log_z + sb.log_z
     return jnp.where(sa.nonempty, kl, jnp.zeros_like(kl))
 

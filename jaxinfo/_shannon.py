@@ -160,13 +160,8 @@ def cross_entropy(
     nx.check_base(base)
     narrow = (None, None) if where is not None else (p, q)
     p, q, axis = _prepare_pair(p, q, "p", "q", axis, where)
-    # P is scaled (see nx.scale_by_total); Q only needs log(sum(q)), which
-    # the scaled total gives without overflow.
-    sp = nx.scale_by_total(p, axis, narrow[0])
-    sq = nx.scale_by_total(q, axis, narrow[1])
-    weighted = jnp.sum(nx.xlogy(nx.scaled_weights(p, sp.scale), q), axis=axis, keepdims=True)
-    ce = jnp.log(sq.total) + sq.log_scale - weighted / sp.total
-    ce = jnp.where(sp.nonempty, ce, jnp.zeros_like(ce))
+    # normalised along axis at any magnitude (see nx.scale_by_total)
+    ce = nx.cross_entropy_of_weights(p, q, axis, narrow)
     return nx.finish(ce, axis, keepdims, base)
 
 
@@ -213,14 +208,7 @@ def kl_divergence(
     nx.check_base(base)
     narrow = (None, None) if where is not None else (p, q)
     p, q, axis = _prepare_pair(p, q, "p", "q", axis, where)
-    # Both scaled (see nx.scale_by_total): with x = p * scale_p, y = q * scale_q
-    # and their totals s, t, D = sum(x log(x / y)) / s - log s + log t.
-    sp = nx.scale_by_total(p, axis, narrow[0])
-    sq = nx.scale_by_total(q, axis, narrow[1])
-    terms = nx.scaled_xlog_ratio(p, sp.scale, q, sq.scale)
-    kl = jnp.sum(terms, axis=axis, keepdims=True) / sp.total
-    kl = kl - jnp.log(sp.total) + jnp.log(sq.total)
-    kl = jnp.where(sp.nonempty, kl, jnp.zeros_like(kl))
+    kl = nx.kl_divergence_of_weights(p, q, axis, narrow)
     return nx.finish(kl, axis, keepdims, base)
 
 
@@ -303,7 +291,9 @@ def cross_entropy_from_logits(
 
     Returns:
       ``H(P, Q)`` with ``axis`` reduced; ``inf`` if ``p > 0`` on a class whose
-      logit is ``-inf``.
+      logit is ``-inf``, and also where a row's logits spread wider than the
+      float range (``max - min`` beyond the float maximum), whose
+      log-probabilities then overflow.
 
     Examples:
       >>> import jax.numpy as jnp, jaxinfo
@@ -355,7 +345,11 @@ def kl_divergence_from_logits(
 
     Returns:
       ``D(P‖Q)`` with ``axis`` reduced; classes with ``p = 0`` contribute 0,
-      and ``inf`` results where ``Q`` rules out a class that ``P`` allows.
+      and ``inf`` results where ``Q`` rules out (logit ``-inf``) a class to
+      which ``P`` gives positive probability. A class whose probability under
+      ``P`` underflows to 0 in the computation dtype is outside ``P``'s
+      support. As for :func:`cross_entropy_from_logits`, logits that spread
+      wider than the float range may give ``inf``.
 
     Examples:
       >>> import jax.numpy as jnp, jaxinfo
@@ -437,13 +431,13 @@ def cross_entropy_from_labels(
     num_classes = nx.num_classes(logits.shape[axis], axis_name)
     y = jnp.expand_dims(labels, axis)
     no_smoothing = isinstance(label_smoothing, (int, float)) and label_smoothing == 0
+    if mask is not None:
+        logits = jnp.where(mask, logits, -jnp.inf)
     if no_smoothing and axis_name is None:
         # The common case, two passes over the logits and a gather.
-        if mask is not None:
-            logits = jnp.where(mask, logits, -jnp.inf)
         loss = nx.label_nll(logits, jnp.clip(y, 0, num_classes - 1), axis)
     else:
-        sh = nx.shift_logits(logits, axis, mask, axis_name)
+        sh = nx.shift_logits(logits, axis, None, axis_name)
         is_label = nx.class_ids(logits.shape, axis, axis_name) == y
         s_y = nx.class_sum(jnp.where(is_label, sh.s, jnp.zeros_like(sh.s)), axis, axis_name)
         # -inf on an empty row, which measures 0: made finite before any product,
@@ -453,14 +447,37 @@ def cross_entropy_from_labels(
             loss = sh.log_z - s_y
         else:
             eps = jnp.asarray(label_smoothing, dtype=logits.dtype)
-            valid = sh.s > -jnp.inf
-            n_valid = nx.class_sum(valid, axis, axis_name).astype(logits.dtype)
-            # The mean as a sum of s / n: a sum of logits near -3e38 overflows.
-            weight = 1 / jnp.maximum(n_valid, 1)
-            s_valid = jnp.where(valid, sh.s, jnp.zeros_like(sh.s))
-            s_mean = nx.class_sum(s_valid * weight, axis, axis_name)
-            loss = sh.log_z - nx.xlog_from_log(1 - eps, s_y) - eps * s_mean
+            loss = sh.log_z - _smoothed_target_sum(logits, sh, is_label, s_y, eps, axis, axis_name)
         loss = jnp.where(sh.nonempty, loss, jnp.zeros_like(loss))
     loss = jnp.where(y >= num_classes, jnp.full_like(loss, jnp.nan), loss)
     loss = jnp.where(y < 0, jnp.zeros_like(loss), loss)
     return nx.finish(loss, axis, False, base)
+
+
+def _smoothed_target_sum(logits, sh, is_label, s_y, eps, axis, axis_name):
+    """``sum(t * s)`` for the smoothed target ``t = (1 - eps) onehot + eps U``.
+
+    ``s = logits - max``. For a logit so far below the maximum that ``s``
+    overflows to ``-inf`` (a spread beyond the float range) the class is still
+    in play: its term is taken as ``w * logit - w * max``, each finite. A
+    label on a class that is ruled out (excluded or ``-inf``) makes the sum
+    ``-inf`` for ``eps < 1``, as a constant: the derivative in ``eps`` stays
+    finite, so a zero cotangent on that (infinite) loss sends zero.
+    """
+    valid = logits > -jnp.inf
+    n_valid = nx.class_sum(valid, axis, axis_name).astype(logits.dtype)
+    weight = eps / jnp.maximum(n_valid, 1)  # the mean as a sum: a sum of logits overflows
+    safe = jnp.where(valid, logits, jnp.zeros_like(logits))
+    s = safe - sh.shift
+    terms = jnp.where(s > -jnp.inf, s * weight, safe * weight - sh.shift * weight)
+    total = nx.class_sum(jnp.where(valid, terms, jnp.zeros_like(terms)), axis, axis_name)
+    # the label's own term, (1 - eps) * s_y, with the same care
+    logit_y = nx.class_sum(jnp.where(is_label, safe, jnp.zeros_like(safe)), axis, axis_name)
+    in_play = nx.class_sum(is_label & valid, axis, axis_name) > 0
+    spread = in_play & (s_y == -jnp.inf)
+    keep = 1 - eps
+    direct = keep * jnp.where(in_play & ~spread, s_y, jnp.zeros_like(s_y))
+    far = keep * jnp.where(spread, logit_y, jnp.zeros_like(logit_y))
+    far = far - keep * jnp.where(spread, sh.shift, jnp.zeros_like(sh.shift))
+    ruled_out = jnp.where(~in_play & (keep > 0), -jnp.inf, 0).astype(total.dtype)
+    return total + direct + far + ruled_out

@@ -96,28 +96,40 @@ def entropy_from_logits(logits):
     return value, (q * finite).sum(-1) + 1
 
 
-def cross_entropy_from_logits(p, logits):
+def cross_entropy_from_logits(p, logits, big=None):
+    """With ``big`` (as in :func:`kl_divergence_from_logits`), also ``inf``
+    where some ``log q`` is below ``-big``: a row whose logits spread beyond
+    the float range, where the measure's ``log q`` overflows (documented)."""
     pn, tp = normalise(p)
     log_q, _, _ = log_softmax(logits)
     with np.errstate(invalid="ignore"):
         terms = np.where(pn > 0, -pn * log_q, LD(0))
     value = np.where(tp > 0, terms.sum(-1), LD(0))
-    return value, np.abs(terms).sum(-1) + np.abs(_log(np.where(tp > 0, tp, 1))) + 1
+    scale = np.abs(terms).sum(-1) + np.abs(_log(np.where(tp > 0, tp, 1))) + 1
+    if big is None:
+        return value, scale
+    overflows = np.any((pn > 0) & (log_q > -INF) & (log_q < -LD(big)), axis=-1)
+    return value, scale, np.where(overflows & (tp > 0), INF, value)
 
 
-def kl_divergence_from_logits(p_logits, q_logits, tiny=None):
+def kl_divergence_from_logits(p_logits, q_logits, tiny=None, big=None):
     """``D(P‖Q)`` where any finite logit is a class of positive probability.
 
-    With ``tiny``, also the value where classes of probability below ``tiny``
-    (which round to 0 in a dtype whose smallest normal is ``tiny``) count as
-    outside P's support: finite where Q rules only those out. See
-    ``kernel_bugs`` K6: the measure gives the latter, its docstring the former.
+    With ``tiny`` and ``big`` (the smallest normal and the largest finite
+    number of the computation dtype), the values the measure may give by its
+    documented semantics: where the classes of P whose probability is below
+    ``tiny`` (0 in that dtype) are outside P's support; and ``inf`` where Q's
+    log-probability of a class in P's support is below ``-big`` (logits that
+    spread wider than the float range, whose log-probabilities overflow).
     """
     if tiny is not None:
         value, scale = kl_divergence_from_logits(p_logits, q_logits)
         log_p, _, _ = log_softmax(p_logits)
+        log_q, _, _ = log_softmax(q_logits)
         rounded = np.where(log_p < np.log(LD(tiny)), -INF, ld(p_logits))
-        return value, scale, kl_divergence_from_logits(rounded, q_logits)[0]
+        dropped = kl_divergence_from_logits(rounded, q_logits)[0]
+        overflows = np.any((log_p > -INF) & (log_q > -INF) & (log_q < -LD(big)), axis=-1)
+        return value, scale, dropped, np.where(overflows, INF, value)
     log_p, nonempty, _ = log_softmax(p_logits)
     log_q, _, _ = log_softmax(q_logits)
     p = np.exp(log_p)

