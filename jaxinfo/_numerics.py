@@ -501,10 +501,33 @@ def _derivative_in_q(p_hat: Array, q: Array, inverse_q_total: Array) -> Array:
     return inverse_q_total - p_hat / jnp.where(q > 0, q, jnp.inf)
 
 
+def _widened(arrays, narrow):
+    """The arrays, widened inside the caller's loop from their narrow sources."""
+    pairs = zip(arrays, narrow, strict=True)
+    return tuple(w if n is None else n.astype(w.dtype) for w, n in pairs)
+
+
+def _scaled_down(*scaled: Scaled) -> Array:
+    """Whether any row is scaled by less than one (its total is above 3/2):
+    only then can a scaled weight underflow, and need the floor of
+    :func:`scaled_weights` (which costs a quarter of a kernel's time)."""
+    return functools.reduce(operator.or_, [jnp.any(s.log_scale > 0) for s in scaled])
+
+
 def _cross_entropy_value(p, q, narrow, axis):
     sp, sq = _scaled_pair(p, q, narrow, axis)
-    # P is scaled; Q only needs log(sum(q)), which the scaled total gives
-    weighted = jnp.sum(xlogy(scaled_weights(p, sp.scale), q), axis=axis, keepdims=True)
+
+    # P is scaled; Q only needs log(sum(q)), which the scaled total gives.
+    # The arrays are formed inside each branch of the cond, and bfloat16 input
+    # widened there: arrays passed in are kept in memory.
+    def weighted(floor):
+        p_, q_ = _widened((p, q), narrow)
+        x = scaled_weights(p_, sp.scale) if floor else p_ * sp.scale
+        return jnp.sum(xlogy(x, q_), axis=axis, keepdims=True)
+
+    weighted = lax.cond(
+        _scaled_down(sp), functools.partial(weighted, True), functools.partial(weighted, False)
+    )
     ce = jnp.where(sp.nonempty, _log_total(sq) - weighted / sp.total, 0)
     return ce, sp, sq
 
@@ -543,13 +566,13 @@ def _kl_divergence_value(p, q, narrow, axis):
     # arrays passed in are kept in memory, not computed in the reduction's loop
     tiny = jnp.finfo(q.dtype).tiny
 
-    def widened():
-        pairs = zip((p, q), narrow, strict=True)
-        return tuple(w if n is None else n.astype(w.dtype) for w, n in pairs)
-
     def weights():
-        p_, q_ = widened()
+        p_, q_ = _widened((p, q), narrow)
         return q_, scaled_weights(p_, sp.scale), scaled_weights(q_, sq.scale)
+
+    def plain():  # no row scaled down: nothing underflows, no floor
+        p_, q_ = _widened((p, q), narrow)
+        return jnp.sum(xlog_ratio(p_ * sp.scale, q_ * sq.scale), axis=axis, keepdims=True)
 
     def ratios():
         _, x, y = weights()
@@ -570,12 +593,15 @@ def _kl_divergence_value(p, q, narrow, axis):
         # An entry of q more than the float range below its row's total
         # underflows when scaled, which is possible only where that total is
         # above one: a pass over q looks for one (arithmetic, no select).
-        _, q_ = widened()
+        _, q_ = _widened((p, q), narrow)
         lifted = q_ * sq.scale + _one_where_zero(q_)
         underflow = jnp.min(lifted, initial=jnp.inf) < tiny
         return lax.cond(underflow, corrected, ratios)
 
-    kl = lax.cond(jnp.any(sq.log_scale > 0), checked, ratios) / sp.total
+    def floored():
+        return lax.cond(_scaled_down(sq), checked, ratios)
+
+    kl = lax.cond(_scaled_down(sp, sq), floored, plain) / sp.total
     kl = kl - jnp.log(sp.total) + jnp.log(sq.total)
     return jnp.where(sp.nonempty, kl, 0), sp, sq
 
@@ -981,11 +1007,22 @@ def softmax_cross_entropy(
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
 def _softmax_cross_entropy_fused(p: Array, logits: Array, axis: int) -> Array:
-    _, log_q = _softmax_fused(logits, axis)
-    wide = p.astype(logits.dtype)
-    sp = scale_by_total(wide, axis, p)
-    weighted = jnp.sum(scaled_xlog_from_log(wide, sp.scale, log_q), axis=axis, keepdims=True)
-    return jnp.where(sp.nonempty, -weighted / sp.total, 0.0)
+    sp = scale_by_total(p.astype(logits.dtype), axis, p)
+
+    # The support floor only where a row is scaled down (see _scaled_down);
+    # everything is computed inside the branches, which keeps it in one loop.
+    def weighted(floor):
+        _, log_q = _softmax_fused(logits, axis)
+        wide = p.astype(logits.dtype)
+        if floor:
+            terms = scaled_xlog_from_log(wide, sp.scale, log_q)
+        else:
+            terms = xlog_from_log(wide * sp.scale, log_q)
+        return jnp.sum(terms, axis=axis, keepdims=True)
+
+    floored, plain = functools.partial(weighted, True), functools.partial(weighted, False)
+    total = lax.cond(_scaled_down(sp), floored, plain)
+    return jnp.where(sp.nonempty, -total / sp.total, 0.0)
 
 
 def _softmax_cross_entropy_reference(
