@@ -1007,22 +1007,14 @@ def softmax_cross_entropy(
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
 def _softmax_cross_entropy_fused(p: Array, logits: Array, axis: int) -> Array:
-    sp = scale_by_total(p.astype(logits.dtype), axis, p)
-
-    # The support floor only where a row is scaled down (see _scaled_down);
-    # everything is computed inside the branches, which keeps it in one loop.
-    def weighted(floor):
-        _, log_q = _softmax_fused(logits, axis)
-        wide = p.astype(logits.dtype)
-        if floor:
-            terms = scaled_xlog_from_log(wide, sp.scale, log_q)
-        else:
-            terms = xlog_from_log(wide * sp.scale, log_q)
-        return jnp.sum(terms, axis=axis, keepdims=True)
-
-    floored, plain = functools.partial(weighted, True), functools.partial(weighted, False)
-    total = lax.cond(_scaled_down(sp), floored, plain)
-    return jnp.where(sp.nonempty, -total / sp.total, 0.0)
+    # The support floor of scaled_xlog_from_log is paid on every call: a cond
+    # around it (as in cross_entropy_of_weights) would take the logits, which
+    # the caller widens from bfloat16, as an array in memory.
+    _, log_q = _softmax_fused(logits, axis)
+    wide = p.astype(logits.dtype)
+    sp = scale_by_total(wide, axis, p)
+    weighted = jnp.sum(scaled_xlog_from_log(wide, sp.scale, log_q), axis=axis, keepdims=True)
+    return jnp.where(sp.nonempty, -weighted / sp.total, 0.0)
 
 
 def _softmax_cross_entropy_reference(
