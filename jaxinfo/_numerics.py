@@ -12,6 +12,9 @@ Everything numerically delicate lives here, once:
 * ``x log x`` and ``x log y`` with the conventions ``0 log 0 = 0`` and
   ``p log 0 = -inf`` for ``p > 0``, whose gradients are finite wherever the
   value is;
+* cross-entropy and KL of weights (:func:`cross_entropy_of_weights`,
+  :func:`kl_divergence_of_weights`) with derivative rules written out, whose
+  coefficients stay in range for rows at either end of the float range;
 * a masked, max-shifted log-partition for logits that survives ``-inf``
   (masked) classes, huge logits and rows in which every class is masked;
   with ``axis_name``, the same over classes split across devices (partial
@@ -532,32 +535,6 @@ def _cross_entropy_value(p, q, narrow, axis):
     return ce, sp, sq
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(3,))
-def _cross_entropy_of_weights(p, q, narrow, axis):
-    # the narrow arrays get no derivative: it reaches p and q in one piece
-    return _cross_entropy_value(p, q, narrow, axis)[0]
-
-
-@functools.partial(_cross_entropy_of_weights.defjvp, symbolic_zeros=True)
-def _cross_entropy_of_weights_jvp(axis, primals, tangents):
-    p, q, narrow = primals
-    dp, dq = _tangent(tangents[0]), _tangent(tangents[1])
-    ce, sp, sq = _cross_entropy_value(p, q, narrow, axis)
-    tiny = jnp.finfo(p.dtype).tiny
-    # the scaled products recomputed, not shared with the value (see
-    # scaled_xlog_from_log): a barrier on the per-row scales
-    a, b = lax.optimization_barrier((sp.scale, sq.scale))
-    tangent = jnp.zeros_like(ce)
-    if dp is not None:
-        # -(log q̂_i + H); where q = 0 (then p = 0, or H = inf) read at tiny
-        coef = _log_total(sq) - _finite_or_zero(ce) - jnp.log(jnp.maximum(q, tiny))
-        tangent = tangent + jnp.sum(coef * dp, axis=axis, keepdims=True) * (a / sp.total)
-    if dq is not None:
-        coef = _derivative_in_q(p * a / sp.total, q, b / sq.total)
-        tangent = tangent + jnp.sum(coef * dq, axis=axis, keepdims=True)
-    return ce, jnp.where(sp.nonempty, tangent, jnp.zeros_like(tangent))
-
-
 def _kl_divergence_value(p, q, narrow, axis):
     sp, sq = _scaled_pair(p, q, narrow, axis)
     # with x = p * scale_p, y = q * scale_q and their totals s, t:
@@ -606,29 +583,55 @@ def _kl_divergence_value(p, q, narrow, axis):
     return jnp.where(sp.nonempty, kl, 0), sp, sq
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(3,))
-def _kl_divergence_of_weights(p, q, narrow, axis):
-    return _kl_divergence_value(p, q, narrow, axis)[0]
+def _of_weights(value, p_coefficient):
+    """A measure of two rows of weights with the derivative rule written out.
+
+    ``value(p, q, narrow, axis)`` gives the measure (kept axis) and the two
+    :class:`Scaled` rows; ``p_coefficient(p, q, measure, sp, sq)`` the
+    coefficient of ``dp_i`` in units of order one (see above). The narrow
+    arrays get no derivative: it reaches ``p`` and ``q`` in one piece.
+    """
+
+    @functools.partial(jax.custom_jvp, nondiff_argnums=(3,))
+    def measure(p, q, narrow, axis):
+        return value(p, q, narrow, axis)[0]
+
+    @functools.partial(measure.defjvp, symbolic_zeros=True)
+    def _jvp(axis, primals, tangents):
+        p, q, narrow = primals
+        dp, dq = _tangent(tangents[0]), _tangent(tangents[1])
+        out, sp, sq = value(p, q, narrow, axis)
+        # the scaled products recomputed, not shared with the value (see
+        # scaled_xlog_from_log): a barrier on the per-row scales
+        a, b = lax.optimization_barrier((sp.scale, sq.scale))
+        tangent = jnp.zeros_like(out)
+        if dp is not None:
+            coef = p_coefficient(p, q, _finite_or_zero(out), sp, sq)
+            tangent = tangent + jnp.sum(coef * dp, axis=axis, keepdims=True) * (a / sp.total)
+        if dq is not None:
+            coef = _derivative_in_q(p * a / sp.total, q, b / sq.total)
+            tangent = tangent + jnp.sum(coef * dq, axis=axis, keepdims=True)
+        return out, jnp.where(sp.nonempty, tangent, jnp.zeros_like(tangent))
+
+    return measure
 
 
-@functools.partial(_kl_divergence_of_weights.defjvp, symbolic_zeros=True)
-def _kl_divergence_of_weights_jvp(axis, primals, tangents):
-    p, q, narrow = primals
-    dp, dq = _tangent(tangents[0]), _tangent(tangents[1])
-    kl, sp, sq = _kl_divergence_value(p, q, narrow, axis)
+def _cross_entropy_in_p(p, q, ce, sp, sq):
+    """``-(log q̂_i + H)``; where ``q = 0`` (then ``p = 0``, or H is infinite)
+    ``log q`` is read at tiny."""
+    return _log_total(sq) - ce - jnp.log(jnp.maximum(q, jnp.finfo(q.dtype).tiny))
+
+
+def _kl_divergence_in_p(p, q, kl, sp, sq):
+    """``log(p̂_i / q̂_i) - D``; ``p = 0`` and ``q = 0`` read at tiny (finite,
+    and pointing the right way at the edge of the support)."""
     tiny = jnp.finfo(p.dtype).tiny
-    a, b = lax.optimization_barrier((sp.scale, sq.scale))
-    tangent = jnp.zeros_like(kl)
-    if dp is not None:
-        # log(p̂_i / q̂_i) - D; p = 0 and q = 0 read at tiny (finite, and
-        # pointing the right way at the edge of the support)
-        shift = _log_total(sq) - _log_total(sp) - _finite_or_zero(kl)
-        coef = jnp.log(jnp.maximum(p, tiny)) - jnp.log(jnp.maximum(q, tiny)) + shift
-        tangent = tangent + jnp.sum(coef * dp, axis=axis, keepdims=True) * (a / sp.total)
-    if dq is not None:
-        coef = _derivative_in_q(p * a / sp.total, q, b / sq.total)
-        tangent = tangent + jnp.sum(coef * dq, axis=axis, keepdims=True)
-    return kl, jnp.where(sp.nonempty, tangent, jnp.zeros_like(tangent))
+    shift = _log_total(sq) - _log_total(sp) - kl
+    return jnp.log(jnp.maximum(p, tiny)) - jnp.log(jnp.maximum(q, tiny)) + shift
+
+
+_cross_entropy_of_weights = _of_weights(_cross_entropy_value, _cross_entropy_in_p)
+_kl_divergence_of_weights = _of_weights(_kl_divergence_value, _kl_divergence_in_p)
 
 
 @jax.custom_jvp
