@@ -505,3 +505,15 @@ def test_cross_entropy_from_logits_target_derivative_of_a_tiny_row():
     # -(log q_i + H) / sum(p), beyond the float range with the right signs
     grad = jax.grad(jaxinfo.cross_entropy_from_logits)(p.astype(F32), logits.astype(F32))
     np.testing.assert_array_equal(grad, np.array([-1, 1, -1, -1, -1, 1]) * np.inf)
+
+
+def test_cross_entropy_from_logits_support_floor_only_where_q_is_zero():
+    # was 2.64 (true 1.8e-18): the target entry 4e-35 of a row summing to
+    # 1.1e38 underflows when scaled and was floored at tiny, which times
+    # -log q = 3e38 added 3.5 nats. The floor is for log q = -inf only.
+    p = jnp.array([4.2881876e-35, 1.1342745e38], F32)
+    logits = jnp.array([-3.0e38, 1.0e30], F32)
+    np.testing.assert_allclose(jaxinfo.cross_entropy_from_logits(p, logits), 0.0, atol=1e-6)
+    # where Q rules the class out, the underflowed entry still makes H inf
+    ruled_out = jnp.array([-jnp.inf, 1.0e30], F32)
+    assert jaxinfo.cross_entropy_from_logits(p, ruled_out) == jnp.inf
