@@ -38,10 +38,12 @@ import numpy as np
 from jax import lax
 from jax.typing import ArrayLike
 
-from jaxinfo import _numerics as nx
-from jaxinfo._shannon import _prepare, _prepare_pair, kl_divergence
+from jaxinfo._checks import Array, prepare, prepare_pair
+from jaxinfo._range import log_normalise, normalise
+from jaxinfo._shannon import kl_divergence
+from jaxinfo._units import check_base, finish
 
-Array = nx.Array
+Array = Array
 
 # |t| at or below which the centred series form of M(t) is used. With it,
 # |t * Y| <= |log(tiny)| / 2, so exp(t * Y) cannot overflow; beyond it the
@@ -219,10 +221,10 @@ def js_divergence(
       Lin, "Divergence measures based on the Shannon entropy", IEEE Trans.
       Inf. Theory 37(1), 1991.
     """
-    nx.check_base(base)
-    p, q, axis = _prepare_pair(p, q, "p", "q", axis, where)
-    p = nx.normalise(p, axis)
-    q = nx.normalise(q, axis)
+    check_base(base)
+    p, q, axis = prepare_pair(p, q, "p", "q", axis, where)
+    p = normalise(p, axis)
+    q = normalise(q, axis)
     # M = (P + Q) / 2, left to kl_divergence to normalise: halving a tiny
     # normal number could flush it to zero, and D(P‖M) would be inf.
     m = p + q
@@ -230,7 +232,7 @@ def js_divergence(
         kl_divergence(p, m, axis=axis, keepdims=True)
         + kl_divergence(q, m, axis=axis, keepdims=True)
     ) / 2
-    return nx.finish(js, axis, keepdims, base)
+    return finish(js, axis, keepdims, base)
 
 
 def renyi_entropy(
@@ -280,14 +282,14 @@ def renyi_entropy(
       Rényi, "On measures of entropy and information", Proc. Fourth Berkeley
       Symp. Math. Stat. Prob., vol. 1, 1961.
     """
-    nx.check_base(base)
-    p, axis, mask = _prepare(p, "p", axis, where)
+    check_base(base)
+    p, axis, mask = prepare(p, "p", axis, where)
     t = _as_order(alpha, p.dtype) - 1
     if mask is not None:
         p = jnp.where(mask, p, jnp.zeros_like(p))
-    p, log_p, _ = nx.log_normalise(p, axis)
+    p, log_p, _ = log_normalise(p, axis)
     h = 0 - _scaled_cgf(log_p, p, log_p, t, axis)  # 0 - x, not -x: +0 for a certain outcome
-    return nx.finish(h, axis, keepdims, base)
+    return finish(h, axis, keepdims, base)
 
 
 def renyi_divergence(
@@ -340,19 +342,19 @@ def renyi_divergence(
       van Erven and Harremoës, "Rényi divergence and Kullback–Leibler
       divergence", IEEE Trans. Inf. Theory 60(7), 2014.
     """
-    nx.check_base(base)
-    p, q, axis = _prepare_pair(p, q, "p", "q", axis, where)
+    check_base(base)
+    p, q, axis = prepare_pair(p, q, "p", "q", axis, where)
     t = _as_order(alpha, p.dtype) - 1
     # The supports are those of the weights as given: a normalised entry can
     # underflow (1e-30 next to 1e30) and still count, for alpha >= 1 as inf.
     in_p, in_q = p > 0, q > 0
     p_raw = p
-    p, log_p, log_mass_p = nx.log_normalise(p, axis)
-    _, log_q, _ = nx.log_normalise(q, axis)
+    p, log_p, log_mass_p = log_normalise(p, axis)
+    _, log_q, _ = log_normalise(q, axis)
     log_ratio = jnp.where(in_p & in_q, log_p - log_q, jnp.zeros_like(log_p))
     # P restricted to the support of Q, renormalised: outcomes that Q rules out
     # enter only through the mass they carry under P, `outside`.
-    w, log_w, log_mass_w = nx.log_normalise(jnp.where(in_q, p_raw, jnp.zeros_like(p_raw)), axis)
+    w, log_w, log_mass_w = log_normalise(jnp.where(in_q, p_raw, jnp.zeros_like(p_raw)), axis)
     outside = jnp.sum(jnp.where(in_q, jnp.zeros_like(p), p), axis=axis, keepdims=True)
     d = _scaled_cgf(log_ratio, w, log_w, t, axis)
     # Plus log(P(supp Q)) / t: infinite for t >= 0, finite for t < 0; disjoint
@@ -370,4 +372,4 @@ def renyi_divergence(
     )
     penalty = jnp.where((t < 0) & partial, log_inside / t_neg, jnp.inf)
     d = jnp.where(has_outside, d + penalty, d)
-    return nx.finish(d, axis, keepdims, base)
+    return finish(d, axis, keepdims, base)

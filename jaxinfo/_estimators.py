@@ -12,10 +12,13 @@ from __future__ import annotations
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxinfo import _numerics as nx
+from jaxinfo._checks import Array, as_float_array, canonical_axis
+from jaxinfo._range import normalise
 from jaxinfo._shannon import entropy
+from jaxinfo._units import check_base, finish, in_base
+from jaxinfo._xlogy import xlogx
 
-Array = nx.Array
+Array = Array
 
 ESTIMATORS = ("plugin", "miller_madow", "chao_shen")
 
@@ -41,8 +44,8 @@ def binary_entropy(p: ArrayLike, *, base: ArrayLike | None = None) -> Array:
       >>> jaxinfo.binary_entropy(jnp.array([0.5, 0.01, 0.0, 1.0]), base=2)
       Array([1. , 0.0808, 0. , 0. ], dtype=float32)
     """
-    nx.check_base(base)
-    p = nx.as_float_array(p, "p")
+    check_base(base)
+    p = as_float_array(p, "p")
     # (1 - p) log(1 - p) from log1p below 1/2: there 1 - p rounds (to 1 for p
     # below the epsilon, dropping the whole term, about -p, which is a relative
     # error of 1 / (1 - log p) in h). From 1/2 up, 1 - p is exact and xlogx
@@ -50,10 +53,10 @@ def binary_entropy(p: ArrayLike, *, base: ArrayLike | None = None) -> Array:
     low = p < 0.5
     p_low = jnp.where(low, p, jnp.zeros_like(p))
     q_high = jnp.where(low, jnp.zeros_like(p), 1 - p)
-    other = jnp.where(low, (1 - p_low) * jnp.log1p(-p_low), nx.xlogx(q_high))
-    h = 0 - (nx.xlogx(p) + other)  # 0 - x, not -x: h(0) = h(1) = +0
+    other = jnp.where(low, (1 - p_low) * jnp.log1p(-p_low), xlogx(q_high))
+    h = 0 - (xlogx(p) + other)  # 0 - x, not -x: h(0) = h(1) = +0
     h = jnp.where((p >= 0) & (p <= 1), h, jnp.full_like(h, jnp.nan))
-    return nx.in_base(h, base)
+    return in_base(h, base)
 
 
 def perplexity(
@@ -153,9 +156,9 @@ def entropy_from_counts(
         raise ValueError(
             f"estimator must be one of {', '.join(map(repr, ESTIMATORS))}, got {estimator!r}."
         )
-    nx.check_base(base)
-    counts = nx.as_float_array(counts, "counts")
-    axis = nx.canonical_axis(axis, counts.ndim, "counts")
+    check_base(base)
+    counts = as_float_array(counts, "counts")
+    axis = canonical_axis(axis, counts.ndim, "counts")
     n = jnp.sum(counts, axis=axis, keepdims=True)
     has_samples = n > 0
     n_safe = jnp.where(has_samples, n, jnp.ones_like(n))
@@ -173,12 +176,12 @@ def entropy_from_counts(
         coverage = 1 - f1 / n_safe
         # Frequencies without overflow: counts whose sum N is beyond the float
         # range (N = inf) still have frequencies counts / N > 0.
-        pa = coverage * nx.normalise(counts, axis)
+        pa = coverage * normalise(counts, axis)
         # Probability that the outcome is seen at least once in N draws; a bin
         # whose frequency underflows adds 0 anyway, and must not meet N = inf.
         counted = seen & (pa > 0)
         inclusion = -jnp.expm1(n * jnp.log1p(-jnp.where(counted, pa, jnp.zeros_like(pa))))
         inclusion = jnp.where(counted, inclusion, jnp.ones_like(inclusion))
-        h = 0 - jnp.sum(nx.xlogx(pa) / inclusion, axis=axis, keepdims=True)
+        h = 0 - jnp.sum(xlogx(pa) / inclusion, axis=axis, keepdims=True)
         h = jnp.where(has_samples, h, jnp.zeros_like(h))
-    return nx.finish(h, axis, keepdims, base)
+    return finish(h, axis, keepdims, base)

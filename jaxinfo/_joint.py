@@ -15,15 +15,18 @@ from __future__ import annotations
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxinfo import _numerics as nx
+from jaxinfo._checks import Array, as_float_array
+from jaxinfo._range import normalise, safe_total
 from jaxinfo._shannon import entropy
+from jaxinfo._units import check_base, in_base
+from jaxinfo._xlogy import clamped_log
 
-Array = nx.Array
+Array = Array
 
 
 def _as_joint(pxy: ArrayLike) -> Array:
     """Checks a joint table (at least two axes) and returns it as a float array."""
-    pxy = nx.as_float_array(pxy, "pxy")
+    pxy = as_float_array(pxy, "pxy")
     if pxy.ndim < 2:
         raise ValueError(
             "pxy must have at least two dimensions (X on axis -2, Y on axis -1), "
@@ -39,8 +42,8 @@ def _normalised_joint(pxy: ArrayLike) -> tuple[Array, Array, Array]:
     cells of the same row or column, which are then 0 too.
     """
     pxy = _as_joint(pxy)
-    pxy = nx.normalise(pxy, (-2, -1))
-    return pxy, nx.safe_total(pxy, -1), nx.safe_total(pxy, -2)
+    pxy = normalise(pxy, (-2, -1))
+    return pxy, safe_total(pxy, -1), safe_total(pxy, -2)
 
 
 def _sum_cells(x: Array) -> Array:
@@ -70,7 +73,7 @@ def joint_entropy(pxy: ArrayLike, *, base: ArrayLike | None = None) -> Array:
       >>> jaxinfo.joint_entropy(jnp.full((2, 2), 0.25), base=2)
       Array(2., dtype=float32)
     """
-    nx.check_base(base)
+    check_base(base)
     pxy = _as_joint(pxy)
     flat = pxy.reshape((*pxy.shape[:-2], pxy.shape[-2] * pxy.shape[-1]))
     return entropy(flat, base=base)
@@ -103,15 +106,15 @@ def conditional_entropy(pxy: ArrayLike, *, base: ArrayLike | None = None) -> Arr
       >>> jaxinfo.conditional_entropy(jnp.eye(2) / 2, base=2)
       Array(0., dtype=float32)
     """
-    nx.check_base(base)
+    check_base(base)
     pxy, px, _ = _normalised_joint(pxy)
     # log p(y|x) as log p(x,y) - log p(x), not as the log of the ratio: the
     # ratio's derivative in p(x) is p(x,y) / p(x)**2, which underflows to 0 and
     # turns the gradient into NaN once p(x) < 1e-19 (float32). Still exactly 0
     # for a deterministic Y (p(x,y) = p(x)). The clamped log makes zero cells 0
     # with the large finite slope of xlogx.
-    h = 0 - _sum_cells(pxy * (nx.clamped_log(pxy) - nx.clamped_log(px)))
-    return nx.in_base(h, base)
+    h = 0 - _sum_cells(pxy * (clamped_log(pxy) - clamped_log(px)))
+    return in_base(h, base)
 
 
 def mutual_information(pxy: ArrayLike, *, base: ArrayLike | None = None) -> Array:
@@ -145,11 +148,11 @@ def mutual_information(pxy: ArrayLike, *, base: ArrayLike | None = None) -> Arra
       >>> jaxinfo.mutual_information(pxy, base=2)
       Array(0.5001, dtype=float32)
     """
-    nx.check_base(base)
+    check_base(base)
     pxy, px, py = _normalised_joint(pxy)
     # A sum of logarithms, not the log of p(x,y) / (p(x) p(y)): the product
     # p(x) p(y) can underflow, and the ratio's derivatives square the marginals
     # (NaN gradients once a marginal is below 1e-19 in float32).
-    log_ratio = nx.clamped_log(pxy) - nx.clamped_log(px) - nx.clamped_log(py)
+    log_ratio = clamped_log(pxy) - clamped_log(px) - clamped_log(py)
     mi = _sum_cells(pxy * log_ratio)
-    return nx.in_base(mi, base)
+    return in_base(mi, base)

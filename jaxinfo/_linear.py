@@ -59,10 +59,12 @@ import numpy as np
 from jax import lax
 from jax.typing import ArrayLike
 
-from jaxinfo import _numerics as nx
+from jaxinfo._checks import Array, AxisName, as_label_array, as_real_array, compute_dtype
+from jaxinfo._collectives import class_offset, combine_log_partitions, match_varying, num_classes
+from jaxinfo._softmax import lse_init, lse_update
 
-Array = nx.Array
-AxisName = nx.AxisName
+Array = Array
+AxisName = AxisName
 
 # A block of float32 logits of about this many bytes by default: large enough
 # for the matrix products to run at full speed, small enough to be a rounding
@@ -126,9 +128,9 @@ def linear_cross_entropy(
       (Cut Cross-Entropy), 2024; Milakov & Gimelshein, "Online normalizer
       calculation for softmax", 2018.
     """
-    x = nx.as_real_array(x, "x")
-    w = nx.as_real_array(w, "w")
-    labels = nx.as_label_array(labels)
+    x = as_real_array(x, "x")
+    w = as_real_array(w, "w")
+    labels = as_label_array(labels)
     if x.ndim == 0:
         raise ValueError("x must have at least one dimension (the features D), got a scalar.")
     if w.ndim != 2:
@@ -149,14 +151,14 @@ def linear_cross_entropy(
     n = int(np.prod(batch_shape, dtype=np.int64))
     chunk = _chunk_size(chunk_size, n, vocab)
     # The matmul's dtype: the common one, or the wider (at least float32).
-    dtype = x.dtype if x.dtype == w.dtype else nx.compute_dtype(x.dtype, w.dtype)
+    dtype = x.dtype if x.dtype == w.dtype else compute_dtype(x.dtype, w.dtype)
     x = x.astype(dtype).reshape(n, num_features)
     # w keeps its own dtype: a float32 x with a bfloat16 w converts one block
     # at a time inside the loop, never the whole (D, V) matrix.
     # Inside shard_map, x and w are cast to vary along the same mesh axes, so
     # that the partial cotangents of a replicated input are summed (the cast's
     # transpose is a psum); labels need no cotangent and keep their type.
-    x, w = nx.match_varying(x, w)
+    x, w = match_varying(x, w)
     loss = _loss(x, w, labels.reshape(n), chunk, axis_name)
     return loss.reshape(batch_shape)
 
@@ -322,13 +324,13 @@ def _loss(x, w, y, chunk, axis_name):
     modes.
     """
     vocab = w.shape[1]
-    y_local = y - nx.class_offset(vocab, axis_name)
+    y_local = y - class_offset(vocab, axis_name)
     log_z, label_logit = _local_terms(x, w, y_local, chunk)
-    log_z = nx.combine_log_partitions(log_z, axis_name)
+    log_z = combine_log_partitions(log_z, axis_name)
     if axis_name is not None:
         label_logit = lax.psum(label_logit, axis_name)
     loss = log_z - label_logit
-    loss = jnp.where(y >= nx.num_classes(vocab, axis_name), jnp.nan, loss)
+    loss = jnp.where(y >= num_classes(vocab, axis_name), jnp.nan, loss)
     return jnp.where(y < 0, 0, loss)
 
 
@@ -346,7 +348,7 @@ def _local_terms(x: Array, w: Array, y_local: Array, chunk: int) -> tuple[Array,
 def _forward_loop(x, w, y_local, *, chunk, cpu):
     """Online log-sum-exp and label logit over blocks of ``chunk`` columns."""
     vocab = w.shape[1]
-    acc = nx.compute_dtype(x.dtype)
+    acc = compute_dtype(x.dtype)
 
     def body(j, carry):
         m, s, label_logit = carry
@@ -356,7 +358,7 @@ def _forward_loop(x, w, y_local, *, chunk, cpu):
         logits = _block_logits(x, w_block, acc)
         if fresh is not None:
             logits = jnp.where(fresh, logits, -jnp.inf)
-        m, s = nx.lse_update(m, s, logits)
+        m, s = lse_update(m, s, logits)
         # The label's logit, if it is in this block: a gather of N values, not
         # a masked pass over the block.
         col = y_local - block.start
@@ -369,7 +371,7 @@ def _forward_loop(x, w, y_local, *, chunk, cpu):
         return m, s, label_logit
 
     zero = jnp.zeros_like(y_local, dtype=acc)
-    m, s = nx.lse_init(zero)
+    m, s = lse_init(zero)
     m, s, label_logit = lax.fori_loop(0, -(-vocab // chunk), body, (m, s, zero))
     return m + jnp.log(s), label_logit
 
@@ -382,7 +384,7 @@ def _local_terms_fwd(x, w, y_local, chunk):
 def _local_terms_bwd(chunk, residuals, cotangents):
     x, w, y_local, log_z = residuals
     ct_log_z, ct_label = cotangents
-    acc = nx.compute_dtype(x.dtype)
+    acc = compute_dtype(x.dtype)
     ct_log_z = jnp.asarray(ct_log_z, acc)[:, None]
     ct_label = jnp.asarray(ct_label, acc)[:, None]
     loop = functools.partial(_backward_loop, chunk=chunk)
@@ -404,7 +406,7 @@ def _backward_loop(x, w, y_local, log_z, ct_log_z, ct_label, *, chunk, cpu):
     for 32/64-bit w, a group is one block and the staging is a formality.
     """
     num_features, vocab = w.shape
-    acc = nx.compute_dtype(x.dtype)
+    acc = compute_dtype(x.dtype)
     per_group = 1
     if cpu:
         per_group = _group_size(_FLUSH_BYTES // (2 * max(num_features, 1) * chunk), vocab, chunk)

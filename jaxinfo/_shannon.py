@@ -15,28 +15,33 @@ from __future__ import annotations
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxinfo import _numerics as nx
+from jaxinfo._checks import (
+    Array,
+    AxisName,
+    as_float_array,
+    as_label_array,
+    as_mask,
+    as_real_array,
+    canonical_axis,
+    check_unit_interval,
+    prepare,
+    prepare_pair,
+)
+from jaxinfo._collectives import class_ids, class_sum, num_classes
+from jaxinfo._range import scale_by_total
+from jaxinfo._softmax import (
+    label_nll,
+    shift_logits,
+    softmax_cross_entropy,
+    softmax_entropy,
+    softmax_kl_divergence,
+)
+from jaxinfo._units import check_base, finish, in_base
+from jaxinfo._weights import cross_entropy_of_weights, kl_divergence_of_weights
+from jaxinfo._xlogy import xlogx
 
-Array = nx.Array
-AxisName = nx.AxisName
-
-
-def _prepare(x, name, axis, where):
-    x = nx.as_float_array(x, name)
-    axis = nx.canonical_axis(axis, x.ndim, name)
-    mask = nx.as_mask(where, x.shape, name)
-    return x, axis, mask
-
-
-def _prepare_pair(x, y, x_name, y_name, axis, where):
-    x, y = nx.as_float_arrays((x, x_name), (y, y_name))
-    x, y = nx.broadcast_pair(x, y, x_name, y_name)
-    axis = nx.canonical_axis(axis, x.ndim, x_name)
-    mask = nx.as_mask(where, x.shape, x_name)
-    if mask is not None:
-        x = jnp.where(mask, x, jnp.zeros_like(x))
-        y = jnp.where(mask, y, jnp.zeros_like(y))
-    return x, y, axis
+Array = Array
+AxisName = AxisName
 
 
 def information(p: ArrayLike, *, base: ArrayLike | None = None) -> Array:
@@ -63,9 +68,9 @@ def information(p: ArrayLike, *, base: ArrayLike | None = None) -> Array:
       >>> jaxinfo.information(jnp.array([0.01, 0.99]), base=2)
       Array([6.6439 , 0.0145], dtype=float32)
     """
-    nx.check_base(base)
-    p = nx.as_float_array(p, "p")
-    return nx.in_base(-jnp.log(p), base)
+    check_base(base)
+    p = as_float_array(p, "p")
+    return in_base(-jnp.log(p), base)
 
 
 def entropy(
@@ -104,17 +109,17 @@ def entropy(
       >>> jaxinfo.entropy(jnp.array([[0.5, 0.5], [0.99, 0.01]]), base=2)
       Array([1. , 0.0808], dtype=float32)
     """
-    nx.check_base(base)
+    check_base(base)
     narrow = p
-    p, axis, mask = _prepare(p, "p", axis, where)
+    p, axis, mask = prepare(p, "p", axis, where)
     if mask is not None:
         p = jnp.where(mask, p, jnp.zeros_like(p))
         narrow = None
     # H = log t - sum(x log x) / t for the scaled weights x = p * scale, t = sum(x)
-    sp = nx.scale_by_total(p, axis, narrow)
-    weighted = jnp.sum(nx.xlogx(p * sp.scale), axis=axis, keepdims=True)
+    sp = scale_by_total(p, axis, narrow)
+    weighted = jnp.sum(xlogx(p * sp.scale), axis=axis, keepdims=True)
     h = jnp.log(sp.total) - weighted / sp.total
-    return nx.finish(h, axis, keepdims, base)
+    return finish(h, axis, keepdims, base)
 
 
 def cross_entropy(
@@ -157,12 +162,12 @@ def cross_entropy(
       >>> jaxinfo.cross_entropy(p, p, base=2)  # equals H(P)
       Array(0.0808, dtype=float32)
     """
-    nx.check_base(base)
+    check_base(base)
     narrow = (None, None) if where is not None else (p, q)
-    p, q, axis = _prepare_pair(p, q, "p", "q", axis, where)
-    # normalised along axis at any magnitude (see nx.scale_by_total)
-    ce = nx.cross_entropy_of_weights(p, q, axis, narrow)
-    return nx.finish(ce, axis, keepdims, base)
+    p, q, axis = prepare_pair(p, q, "p", "q", axis, where)
+    # normalised along axis at any magnitude (see scale_by_total)
+    ce = cross_entropy_of_weights(p, q, axis, narrow)
+    return finish(ce, axis, keepdims, base)
 
 
 def kl_divergence(
@@ -205,11 +210,11 @@ def kl_divergence(
       >>> jaxinfo.kl_divergence(p, jnp.array([1.0, 0.0]))  # Q rules out an outcome
       Array(inf, dtype=float32)
     """
-    nx.check_base(base)
+    check_base(base)
     narrow = (None, None) if where is not None else (p, q)
-    p, q, axis = _prepare_pair(p, q, "p", "q", axis, where)
-    kl = nx.kl_divergence_of_weights(p, q, axis, narrow)
-    return nx.finish(kl, axis, keepdims, base)
+    p, q, axis = prepare_pair(p, q, "p", "q", axis, where)
+    kl = kl_divergence_of_weights(p, q, axis, narrow)
+    return finish(kl, axis, keepdims, base)
 
 
 def entropy_from_logits(
@@ -249,12 +254,12 @@ def entropy_from_logits(
       >>> jaxinfo.entropy_from_logits(jnp.array([0.0, 0.0, -jnp.inf]), base=2)
       Array(1., dtype=float32)
     """
-    nx.check_base(base)
-    logits, axis, mask = _prepare(logits, "logits", axis, where)
+    check_base(base)
+    logits, axis, mask = prepare(logits, "logits", axis, where)
     if mask is not None:
         logits = jnp.where(mask, logits, -jnp.inf)
-    h = nx.softmax_entropy(logits, axis, axis_name)
-    return nx.finish(h, axis, keepdims, base)
+    h = softmax_entropy(logits, axis, axis_name)
+    return finish(h, axis, keepdims, base)
 
 
 def cross_entropy_from_logits(
@@ -301,18 +306,18 @@ def cross_entropy_from_logits(
       ...                                   jnp.array([0.0, 0.0]), base=2)
       Array(1., dtype=float32)
     """
-    nx.check_base(base)
+    check_base(base)
     narrow = p
-    p, logits, axis = _prepare_pair(p, logits, "p", "logits", axis, None)
-    narrow = nx.as_real_array(narrow, "p")
-    mask = nx.as_mask(where, logits.shape, "logits")
+    p, logits, axis = prepare_pair(p, logits, "p", "logits", axis, None)
+    narrow = as_real_array(narrow, "p")
+    mask = as_mask(where, logits.shape, "logits")
     if mask is not None:
         p = jnp.where(mask, p, jnp.zeros_like(p))
         logits = jnp.where(mask, logits, -jnp.inf)
     elif narrow.shape == p.shape:
         p = narrow  # bfloat16 targets are widened inside, where it fuses
-    ce = nx.softmax_cross_entropy(p, logits, axis, axis_name)
-    return nx.finish(ce, axis, keepdims, base)
+    ce = softmax_cross_entropy(p, logits, axis, axis_name)
+    return finish(ce, axis, keepdims, base)
 
 
 def kl_divergence_from_logits(
@@ -357,14 +362,14 @@ def kl_divergence_from_logits(
       >>> jaxinfo.kl_divergence_from_logits(p_logits, jnp.zeros(2), base=2)
       Array(0.9192, dtype=float32)
     """
-    nx.check_base(base)
-    a, b, axis = _prepare_pair(p_logits, q_logits, "p_logits", "q_logits", axis, None)
-    mask = nx.as_mask(where, a.shape, "p_logits")
+    check_base(base)
+    a, b, axis = prepare_pair(p_logits, q_logits, "p_logits", "q_logits", axis, None)
+    mask = as_mask(where, a.shape, "p_logits")
     if mask is not None:
         a = jnp.where(mask, a, -jnp.inf)
         b = jnp.where(mask, b, -jnp.inf)
-    kl = nx.softmax_kl_divergence(a, b, axis, axis_name)
-    return nx.finish(kl, axis, keepdims, base)
+    kl = softmax_kl_divergence(a, b, axis, axis_name)
+    return finish(kl, axis, keepdims, base)
 
 
 def cross_entropy_from_labels(
@@ -415,10 +420,10 @@ def cross_entropy_from_labels(
       >>> jaxinfo.cross_entropy_from_labels(jnp.array([1, -1]), logits, base=2)
       Array([6.6439, 0. ], dtype=float32)
     """
-    nx.check_base(base)
-    labels = nx.as_label_array(labels)
-    logits = nx.as_float_array(logits, "logits")
-    axis = nx.canonical_axis(axis, logits.ndim, "logits")
+    check_base(base)
+    labels = as_label_array(labels)
+    logits = as_float_array(logits, "logits")
+    axis = canonical_axis(axis, logits.ndim, "logits")
     expected = logits.shape[:axis] + logits.shape[axis + 1 :]
     if labels.shape != expected:
         raise ValueError(
@@ -426,20 +431,20 @@ def cross_entropy_from_labels(
             f"has shape {logits.shape} and axis={axis}, so labels should have shape "
             f"{expected}, got {labels.shape}."
         )
-    nx.check_unit_interval(label_smoothing, "label_smoothing")
-    mask = nx.as_mask(where, logits.shape, "logits")
-    num_classes = nx.num_classes(logits.shape[axis], axis_name)
+    check_unit_interval(label_smoothing, "label_smoothing")
+    mask = as_mask(where, logits.shape, "logits")
+    n_classes = num_classes(logits.shape[axis], axis_name)
     y = jnp.expand_dims(labels, axis)
     no_smoothing = isinstance(label_smoothing, (int, float)) and label_smoothing == 0
     if mask is not None:
         logits = jnp.where(mask, logits, -jnp.inf)
     if no_smoothing and axis_name is None:
         # The common case, two passes over the logits and a gather.
-        loss = nx.label_nll(logits, jnp.clip(y, 0, num_classes - 1), axis)
+        loss = label_nll(logits, jnp.clip(y, 0, n_classes - 1), axis)
     else:
-        sh = nx.shift_logits(logits, axis, None, axis_name)
-        is_label = nx.class_ids(logits.shape, axis, axis_name) == y
-        s_y = nx.class_sum(jnp.where(is_label, sh.s, jnp.zeros_like(sh.s)), axis, axis_name)
+        sh = shift_logits(logits, axis, None, axis_name)
+        is_label = class_ids(logits.shape, axis, axis_name) == y
+        s_y = class_sum(jnp.where(is_label, sh.s, jnp.zeros_like(sh.s)), axis, axis_name)
         # -inf on an empty row, which measures 0: made finite before any product,
         # so that the zero cotangent of the final select does not meet 0 * inf.
         s_y = jnp.where(sh.nonempty, s_y, jnp.zeros_like(s_y))
@@ -449,9 +454,9 @@ def cross_entropy_from_labels(
             eps = jnp.asarray(label_smoothing, dtype=logits.dtype)
             loss = sh.log_z - _smoothed_target_sum(logits, sh, is_label, s_y, eps, axis, axis_name)
         loss = jnp.where(sh.nonempty, loss, jnp.zeros_like(loss))
-    loss = jnp.where(y >= num_classes, jnp.full_like(loss, jnp.nan), loss)
+    loss = jnp.where(y >= n_classes, jnp.full_like(loss, jnp.nan), loss)
     loss = jnp.where(y < 0, jnp.zeros_like(loss), loss)
-    return nx.finish(loss, axis, False, base)
+    return finish(loss, axis, False, base)
 
 
 def _smoothed_target_sum(logits, sh, is_label, s_y, eps, axis, axis_name):
@@ -465,15 +470,15 @@ def _smoothed_target_sum(logits, sh, is_label, s_y, eps, axis, axis_name):
     finite, so a zero cotangent on that (infinite) loss sends zero.
     """
     valid = logits > -jnp.inf
-    n_valid = nx.class_sum(valid, axis, axis_name).astype(logits.dtype)
+    n_valid = class_sum(valid, axis, axis_name).astype(logits.dtype)
     weight = eps / jnp.maximum(n_valid, 1)  # the mean as a sum: a sum of logits overflows
     safe = jnp.where(valid, logits, jnp.zeros_like(logits))
     s = safe - sh.shift
     terms = jnp.where(s > -jnp.inf, s * weight, safe * weight - sh.shift * weight)
-    total = nx.class_sum(jnp.where(valid, terms, jnp.zeros_like(terms)), axis, axis_name)
+    total = class_sum(jnp.where(valid, terms, jnp.zeros_like(terms)), axis, axis_name)
     # the label's own term, (1 - eps) * s_y, with the same care
-    logit_y = nx.class_sum(jnp.where(is_label, safe, jnp.zeros_like(safe)), axis, axis_name)
-    in_play = nx.class_sum(is_label & valid, axis, axis_name) > 0
+    logit_y = class_sum(jnp.where(is_label, safe, jnp.zeros_like(safe)), axis, axis_name)
+    in_play = class_sum(is_label & valid, axis, axis_name) > 0
     spread = in_play & (s_y == -jnp.inf)
     keep = 1 - eps
     direct = keep * jnp.where(in_play & ~spread, s_y, jnp.zeros_like(s_y))

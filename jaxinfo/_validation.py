@@ -31,9 +31,9 @@ import numpy as np
 from jax.experimental import checkify
 from jax.typing import ArrayLike
 
-from jaxinfo import _numerics as nx
+from jaxinfo._checks import Array, as_mask, as_real_array, canonical_axis, compute_dtype
 
-Array = nx.Array
+Array = Array
 
 # How far a row's sum may be from 1 by default, by dtype. A few times the most
 # that rounding each entry of an exact distribution to the dtype can move the
@@ -176,7 +176,7 @@ def _distribution_findings(
         ("negative entry", "negative entries"),
         "; probabilities (and the weights that jaxinfo normalises) must be >= 0",
     )
-    wide = x.astype(nx.compute_dtype(x.dtype))
+    wide = x.astype(compute_dtype(x.dtype))
     total = xp.sum(xp.where(include, wide, xp.zeros_like(wide)), axis=axis)
     row = _row_label(name, x.ndim)
     if not allow_empty:
@@ -231,9 +231,9 @@ def _run(findings, report, xp, x: ArrayLike, name: str, axis: object, where, **o
     ``xp`` is NumPy (eager: the values are copied to the host) or ``jax.numpy``
     (traced); ``report`` raises (eager) or adds a ``checkify`` check.
     """
-    x = nx.as_real_array(x, name)
-    canonical = nx.canonical_axis(axis, x.ndim, name)
-    mask = nx.as_mask(where, x.shape, name)
+    x = as_real_array(x, name)
+    canonical = canonical_axis(axis, x.ndim, name)
+    mask = as_mask(where, x.shape, name)
     include = True if mask is None else xp.asarray(mask)
     shown_axis = operator.index(axis)
     for finding in findings(

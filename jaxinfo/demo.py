@@ -53,7 +53,7 @@ from jax import lax
 from jax.typing import ArrayLike
 
 import jaxinfo
-from jaxinfo import _numerics as nx
+from jaxinfo import _checks as nx
 
 Array = jax.Array
 

@@ -42,7 +42,7 @@ MAX = float(jnp.finfo(jnp.float32).max)  # 3.4e38
 # sum) and rows of weights near the smallest normal number lost their products
 # p log q to flush-to-zero, or got NaN gradients of order 1 / sum(p)**2. Fixed
 # by scaling each row by the power of two nearest its total first
-# (_numerics.scale_by_total).
+# (_range.scale_by_total).
 
 
 @pytest.mark.parametrize("big", [1e37, 3e38])
@@ -162,7 +162,7 @@ def test_label_on_a_row_with_every_class_excluded_measures_zero():
 
 # The family (js_divergence, renyi_*, the joint measures) normalised with
 # p / sum(p): for weights near the float maximum the sum overflows and the row
-# became "no mass". Found by the property suite; fixed with _numerics.normalise
+# became "no mass". Found by the property suite; fixed with _range.normalise
 # (scale_by_total, then divide).
 
 

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 import jaxinfo
-from jaxinfo import _numerics as nx
+from jaxinfo._checks import compute_dtype
+from jaxinfo._softmax import shift_logits
+from jaxinfo._xlogy import xlog_from_log, xlogx, xlogy
 
 # ----------------------------------------------------------------------------
 # Safe primitives
@@ -15,9 +17,9 @@ from jaxinfo import _numerics as nx
 
 def test_xlogx_values_and_derivatives_at_zero():
     x = jnp.array([0.0, 1e-45, 0.5, 1.0])
-    np.testing.assert_allclose(nx.xlogx(x), [0.0, 0.0, 0.5 * np.log(0.5), 0.0], atol=1e-42)
-    d1 = jax.vmap(jax.grad(nx.xlogx))(x)
-    d2 = jax.vmap(jax.grad(jax.grad(nx.xlogx)))(x)
+    np.testing.assert_allclose(xlogx(x), [0.0, 0.0, 0.5 * np.log(0.5), 0.0], atol=1e-42)
+    d1 = jax.vmap(jax.grad(xlogx))(x)
+    d2 = jax.vmap(jax.grad(jax.grad(xlogx)))(x)
     assert bool(jnp.all(jnp.isfinite(d1))) and bool(jnp.all(jnp.isfinite(d2)))
     np.testing.assert_allclose(d1[2:], np.log([0.5, 1.0]) + 1, rtol=1e-6)
 
@@ -25,11 +27,11 @@ def test_xlogx_values_and_derivatives_at_zero():
 def test_xlogy_conventions():
     x = jnp.array([0.0, 0.0, 0.5, 0.5])
     y = jnp.array([0.0, 0.3, 0.0, 0.3])
-    v = nx.xlogy(x, y)
+    v = xlogy(x, y)
     np.testing.assert_array_equal(v[:2], 0.0)
     assert v[2] == -jnp.inf
     np.testing.assert_allclose(v[3], 0.5 * np.log(0.3), rtol=1e-6)
-    gx, gy = jax.vmap(jax.grad(nx.xlogy, argnums=(0, 1)))(x, y)
+    gx, gy = jax.vmap(jax.grad(xlogy, argnums=(0, 1)))(x, y)
     # The textbook derivatives wherever y > 0: d/dx = log y, d/dy = x / y.
     np.testing.assert_allclose(gx[1], np.log(0.3), rtol=1e-6)
     np.testing.assert_allclose(gy[3], 0.5 / 0.3, rtol=1e-6)
@@ -41,14 +43,14 @@ def test_xlogy_conventions():
 def test_xlog_from_log():
     x = jnp.array([0.0, 0.5, 0.5])
     log_y = jnp.array([-jnp.inf, -jnp.inf, -1.0])
-    np.testing.assert_array_equal(nx.xlog_from_log(x, log_y), [0.0, -jnp.inf, -0.5])
-    g = jax.grad(lambda lx: nx.xlog_from_log(x, lx)[0])(log_y)
+    np.testing.assert_array_equal(xlog_from_log(x, log_y), [0.0, -jnp.inf, -0.5])
+    g = jax.grad(lambda lx: xlog_from_log(x, lx)[0])(log_y)
     assert bool(jnp.all(jnp.isfinite(g)))
 
 
 def test_shift_logits_guards_fully_masked_rows():
     x = jnp.array([[1.0, 2.0], [-jnp.inf, -jnp.inf]])
-    sh = nx.shift_logits(x, 1, None)
+    sh = shift_logits(x, 1, None)
     np.testing.assert_array_equal(sh.nonempty[:, 0], [True, False])
     np.testing.assert_array_equal(sh.log_z[1], 0.0)
     np.testing.assert_allclose(sh.log_z[0], np.log1p(np.exp(-1.0)), rtol=1e-6)
@@ -56,12 +58,12 @@ def test_shift_logits_guards_fully_masked_rows():
 
 
 def test_compute_dtype_policy():
-    assert nx.compute_dtype(jnp.bfloat16) == jnp.float32
-    assert nx.compute_dtype(jnp.float16, jnp.bfloat16) == jnp.float32
-    assert nx.compute_dtype(jnp.int8) == jnp.float32
+    assert compute_dtype(jnp.bfloat16) == jnp.float32
+    assert compute_dtype(jnp.float16, jnp.bfloat16) == jnp.float32
+    assert compute_dtype(jnp.int8) == jnp.float32
     with jax.enable_x64(True):
-        assert nx.compute_dtype(jnp.float32, jnp.float64) == jnp.float64
-        assert nx.compute_dtype(jnp.int64) == jnp.float64
+        assert compute_dtype(jnp.float32, jnp.float64) == jnp.float64
+        assert compute_dtype(jnp.int64) == jnp.float64
 
 
 # ----------------------------------------------------------------------------

@@ -1,0 +1,223 @@
+"""Argument checks and the dtype policy, for every public function.
+
+What lives here: turning what a user passes (arrays, lists, scalars) into
+arrays of the computation dtype (integers promote to float; bfloat16 and
+float16 are computed in float32; complex, boolean and non-numeric input are
+TypeErrors that name the argument), and the static checks of shapes, axes,
+masks and labels. Every check runs at trace time, on shapes and dtypes, so bad
+input fails before anything compiles. :func:`prepare` and
+:func:`prepare_pair` are the argument preparation that every measure of
+probabilities or logits shares.
+
+What does not: anything that looks at values (see ``_validation.py`` for the
+checks of values a user can ask for), units (``_units.py``) and the numerics.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Hashable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.typing import ArrayLike
+
+Array = jax.Array
+AxisName = Hashable
+
+
+def type_name(x: object) -> str:
+    return type(x).__name__
+
+
+def _from_sequence(x: object) -> object:
+    """Lists and tuples (as a notebook user types them) become NumPy arrays."""
+    if isinstance(x, (list, tuple)):
+        try:
+            return np.asarray(x)
+        except ValueError as e:  # ragged nesting
+            raise ValueError(f"could not make an array of {x!r}: {e}") from e
+    return x
+
+
+def as_real_array(x: ArrayLike, name: str) -> Array:
+    """Returns ``x`` as a floating array, keeping its float dtype (bf16 stays bf16).
+
+    Integers (and unsigned integers) are promoted to JAX's default float type.
+    Booleans, complex numbers and non-numeric input raise a TypeError that names
+    the argument. Used where the caller decides when to widen (a matmul in
+    bfloat16 that accumulates in float32, say); elsewhere use
+    :func:`as_float_array`.
+    """
+    x = _from_sequence(x)
+    try:
+        dtype = jnp.result_type(x)
+    except TypeError as e:
+        raise TypeError(
+            f"{name} must be a real-valued array, got an object of type {type_name(x)}."
+        ) from e
+    if jnp.issubdtype(dtype, jnp.complexfloating):
+        raise TypeError(
+            f"{name} must be real-valued, got dtype {dtype}; complex inputs are not "
+            "probabilities or logits."
+        )
+    if dtype == jnp.bool_ or not (
+        jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer)
+    ):
+        raise TypeError(f"{name} must have a real numeric dtype (float or int), got dtype {dtype}.")
+    if not jnp.issubdtype(dtype, jnp.floating):
+        dtype = jnp.result_type(float)
+    return jnp.asarray(x, dtype=dtype)
+
+
+def as_float_array(x: ArrayLike, name: str) -> Array:
+    """Returns ``x`` as a floating array in its computation dtype.
+
+    Integers (and unsigned integers) are promoted to JAX's default float type;
+    bfloat16 and float16 are computed in float32; float32 and float64 are kept.
+    Booleans, complex numbers and non-numeric input raise a TypeError that names
+    the argument.
+    """
+    x = as_real_array(x, name)
+    return x.astype(compute_dtype(x.dtype))
+
+
+def compute_dtype(*dtypes) -> np.dtype:
+    """The dtype measures are computed and returned in: at least float32."""
+    # Chosen explicitly (not by jnp.result_type) so that it is the same under
+    # JAX's strict and standard promotion modes: the widest float wins, and
+    # integers count as JAX's default float (float64 only under x64).
+    widest = np.dtype(jnp.float32)
+    for dtype in dtypes:
+        dtype = np.dtype(dtype)
+        if not jnp.issubdtype(dtype, jnp.floating):
+            dtype = np.dtype(jnp.result_type(float))
+        if dtype.itemsize > widest.itemsize:
+            widest = dtype
+    return widest
+
+
+def as_float_arrays(*named: tuple[ArrayLike, str]) -> list[Array]:
+    """Like :func:`as_float_array` for several arguments, in one common dtype."""
+    arrays = [as_float_array(x, name) for x, name in named]
+    dtype = compute_dtype(*(a.dtype for a in arrays))
+    return [a.astype(dtype) for a in arrays]
+
+
+def as_label_array(labels: ArrayLike, name: str = "labels") -> Array:
+    """Returns integer class labels; float, bool and complex labels are TypeErrors."""
+    labels = _from_sequence(labels)
+    try:
+        dtype = jnp.result_type(labels)
+    except TypeError as e:
+        raise TypeError(
+            f"{name} must be an integer array of class ids, got an object of type "
+            f"{type_name(labels)}."
+        ) from e
+    if dtype == jnp.bool_ or not jnp.issubdtype(dtype, jnp.integer):
+        raise TypeError(
+            f"{name} must have an integer dtype (class ids), got dtype {dtype}. "
+            "For soft or one-hot targets use cross_entropy_from_logits(p, logits)."
+        )
+    labels = jnp.asarray(labels)
+    if jnp.issubdtype(labels.dtype, jnp.unsignedinteger):
+        # Huge unsigned ids must stay out of range, not wrap round to "ignored".
+        labels = jnp.minimum(labels, np.iinfo(np.int32).max)
+    return labels.astype(jnp.int32)
+
+
+def check_unit_interval(value: ArrayLike, name: str) -> None:
+    """Checks that a concrete scalar option lies in [0, 1]; tracers pass."""
+    if isinstance(value, jax.core.Tracer):
+        return
+    arr = np.asarray(value)
+    if arr.dtype == np.bool_ or not (
+        np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
+    ):
+        raise TypeError(f"{name} must be a real number, got {value!r}.")
+    if arr.shape != () or not 0 <= float(arr) <= 1:
+        raise ValueError(f"{name} must be a scalar in [0, 1], got {value!r}.")
+
+
+def canonical_axis(axis: object, ndim: int, name: str = "x") -> int:
+    """Checks ``axis`` against an array of ``ndim`` dimensions; returns it >= 0."""
+    if ndim == 0:
+        raise ValueError(f"{name} must have at least one dimension (the outcomes), got a scalar.")
+    try:
+        axis = operator.index(axis)
+    except TypeError as e:
+        raise TypeError(f"axis must be an int, got {axis!r} of type {type_name(axis)}.") from e
+    if not -ndim <= axis < ndim:
+        raise ValueError(
+            f"axis {axis} is out of range for {name} with {ndim} dimension(s); "
+            f"expected -{ndim} <= axis < {ndim}."
+        )
+    return axis % ndim
+
+
+def broadcast_pair(x: Array, y: Array, x_name: str, y_name: str) -> tuple[Array, Array]:
+    """Broadcasts two arguments against each other or raises a ValueError."""
+    try:
+        shape = np.broadcast_shapes(x.shape, y.shape)
+    except ValueError:
+        raise ValueError(
+            f"{x_name} and {y_name} must have the same shape (or shapes that "
+            f"broadcast), got {x_name}.shape={x.shape} and {y_name}.shape={y.shape}."
+        ) from None
+    return jnp.broadcast_to(x, shape), jnp.broadcast_to(y, shape)
+
+
+def as_mask(where: ArrayLike | None, shape: tuple[int, ...], name: str) -> Array | None:
+    """Checks a ``where`` mask of outcomes and broadcasts it to ``shape``."""
+    if where is None:
+        return None
+    where = _from_sequence(where)
+    try:
+        dtype = jnp.result_type(where)
+    except TypeError as e:
+        raise TypeError(
+            f"where must be a boolean array, got an object of type {type_name(where)}."
+        ) from e
+    if dtype != jnp.bool_:
+        raise TypeError(f"where must be a boolean array, got dtype {dtype}.")
+    where = jnp.asarray(where)
+    try:
+        ok = np.broadcast_shapes(where.shape, shape) == tuple(shape)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(
+            f"where with shape {where.shape} does not broadcast to the shape of "
+            f"{name}, {tuple(shape)}."
+        )
+    return jnp.broadcast_to(where, shape)
+
+
+def prepare(x: ArrayLike, name: str, axis: object, where: ArrayLike | None):
+    """One argument of a measure: ``(array, axis >= 0, mask or None)``.
+
+    The array is in its computation dtype (:func:`as_float_array`); the mask
+    is checked and broadcast to the array's shape but not applied.
+    """
+    x = as_float_array(x, name)
+    axis = canonical_axis(axis, x.ndim, name)
+    return x, axis, as_mask(where, x.shape, name)
+
+
+def prepare_pair(
+    x: ArrayLike, y: ArrayLike, x_name: str, y_name: str, axis: object, where: ArrayLike | None
+):
+    """Two arguments of a measure, broadcast together: ``(x, y, axis >= 0)``.
+
+    Both are in one computation dtype; where a ``where`` mask is given,
+    excluded entries of both are set to 0 (absent outcomes).
+    """
+    x, y = as_float_arrays((x, x_name), (y, y_name))
+    x, y = broadcast_pair(x, y, x_name, y_name)
+    axis = canonical_axis(axis, x.ndim, x_name)
+    mask = as_mask(where, x.shape, x_name)
+    if mask is not None:
+        x = jnp.where(mask, x, jnp.zeros_like(x))
+        y = jnp.where(mask, y, jnp.zeros_like(y))
+    return x, y, axis

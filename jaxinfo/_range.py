@@ -1,0 +1,262 @@
+"""The rare range: weights of any magnitude, by a power of two near the row total.
+
+What lives here: :func:`scale_by_total` and what stands on it. Probabilities
+are normalised along the axis, so any non-negative weights are valid input:
+counts near the float maximum, whose sum overflows, and rows of numbers near
+the smallest normal, whose products underflow and whose derivatives (of order
+``1 / total``) overflow. Multiplying a row by a power of two near its total
+keeps every intermediate of order one, exactly. The careful kernels of
+``_weights.py`` (the rare path), the normalisation helpers of the family
+measures (:func:`normalise`, :func:`log_normalise`) and the soft-target
+cross-entropy of ``_softmax.py`` use it.
+
+What does not: the common path. Measures of probabilities take a plain sum
+and route to this module only from a check on their reduced row values
+(``_weights.py``); nothing here runs on every call of those.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jax.typing import ArrayLike
+
+from jaxinfo._checks import AxisName
+from jaxinfo._collectives import class_sum
+from jaxinfo._xlogy import tangent_of, xlog_from_log, xlog_from_log_jvp
+
+Array = jax.Array
+
+
+# Scaled weights (see scale_by_total) enter the sums as ``p * scale``, with a
+# per-row ``scale``. Under differentiation the value and the derivative would
+# share that full-size product, and XLA:CPU then keeps it in memory between
+# the two. The rules below recompute it, behind an optimisation barrier on the
+# (per-row) scale so that XLA cannot merge the two products back into one.
+
+
+def scaled_weights(p: Array, scale: Array) -> Array:
+    """``p * scale`` (``scale`` from :func:`scale_by_total`), kept above 0 where ``p > 0``.
+
+    An entry far below its row's total (1e-20 in a row that sums to 1e38)
+    underflows when scaled; it would then leave the support, and a ``q = 0``
+    there would give a finite divergence instead of ``inf``. A floor of
+    ``sign(p) * tiny`` keeps it in (a multiply and a maximum, arithmetic that
+    fuses) and changes no entry whose scaled value is a normal number.
+    """
+    x = p * scale
+    # the floor's correction carries no derivative: d x / d p = scale everywhere
+    return x + lax.stop_gradient(jnp.maximum(x, jnp.sign(p) * jnp.finfo(p.dtype).tiny) - x)
+
+
+@jax.custom_jvp
+def scaled_xlog_from_log(p: Array, scale: Array, log_y: Array) -> Array:
+    """:func:`xlog_from_log` of ``p * scale``; ``scale`` gets no gradient.
+
+    An entry that underflows when scaled keeps ``p > 0, log_y = -inf`` at
+    ``-inf`` (the floor of :func:`scaled_weights`), but only there: next to a
+    finite ``log_y``, which may be as large as the float maximum, a floor of
+    tiny would add up to ``tiny * 3e38 = 4`` where the entry adds nothing.
+    """
+    x = p * scale
+    # tiny where p > 0 and log_y = -inf (lowest - log_y = inf); <= 0 elsewhere
+    floor = jnp.finfo(x.dtype).tiny * jnp.minimum(jnp.sign(p), jnp.finfo(x.dtype).min - log_y)
+    return xlog_from_log(x + lax.stop_gradient(jnp.maximum(x, floor) - x), log_y)
+
+
+@functools.partial(scaled_xlog_from_log.defjvp, symbolic_zeros=True)
+def _scaled_xlog_from_log_jvp(primals, tangents):
+    p, scale, log_y = primals
+    dp, _, dlog_y = tangents
+    out = scaled_xlog_from_log(p, scale, log_y)
+    scale = lax.optimization_barrier(scale)
+    dx = None if tangent_of(dp) is None else dp * scale
+    _, tangent = xlog_from_log_jvp((p * scale, log_y), (dx, tangent_of(dlog_y)))
+    return out, tangent
+
+
+def row_sum(x: Array, axis: int | tuple[int, ...], narrow: ArrayLike | None = None) -> Array:
+    """Sum of ``x`` along ``axis`` (kept).
+
+    ``narrow``: the input ``x`` was widened from (bfloat16 or an integer type
+    to float32), or None. The sum is then taken of a widening of its own,
+    behind an optimization barrier: otherwise XLA shares one widened copy of
+    the whole input, a full-size temporary, between this sum and the
+    measure's main reduction, where each of the two loops can widen as it
+    reads (5x faster on XLA:CPU for bfloat16 input).
+    """
+    if narrow is not None:
+        narrow = jnp.asarray(narrow)
+        if narrow.dtype != x.dtype and narrow.shape == x.shape:
+            return _sum_of_widened(x, narrow, axis)
+    return jnp.sum(x, axis=axis, keepdims=True)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
+def _sum_of_widened(x: Array, narrow: Array, axis: int | tuple[int, ...]) -> Array:
+    """``sum(x)`` for ``x = narrow.astype(x.dtype)``, read from ``narrow`` (see :func:`row_sum`).
+
+    The derivative goes to ``x``, not to ``narrow``: the gradient of the
+    narrow input then reaches it in one piece, summed in the wide dtype and
+    rounded once. Sent along both paths, each part was rounded to (say)
+    float16 on its own, and two parts beyond its range made ``inf - inf``.
+    """
+    return jnp.sum(lax.optimization_barrier(narrow).astype(x.dtype), axis=axis, keepdims=True)
+
+
+@_sum_of_widened.defjvp
+def _sum_of_widened_jvp(axis, primals, tangents):
+    x, narrow = primals
+    return _sum_of_widened(x, narrow, axis), jnp.sum(tangents[0], axis=axis, keepdims=True)
+
+
+def safe_total(x: Array, axis: int | tuple[int, ...], narrow: ArrayLike | None = None) -> Array:
+    """Sum along ``axis`` (an int or a tuple; kept), with empty or all-zero rows replaced by 1.
+
+    ``narrow`` as in :func:`row_sum`.
+    """
+    total = row_sum(x, axis, narrow)
+    return jnp.where(total > 0, total, jnp.ones_like(total))
+
+
+class Scaled(NamedTuple):
+    """Non-negative weights and their row total, scaled by a power of two.
+
+    Attributes:
+      scale: ``2**-e`` (kept), with ``2**e`` the power of two nearest the
+        row's total: the constant to multiply the weights by before any
+        product or logarithm (no gradient flows through it).
+      total: ``sum(w) * scale`` (kept), in ``[3/4, 3/2)`` (up to 4 at the ends of
+        the float range); 1 on rows with no mass. It carries the gradient.
+      log_scale: ``e log 2 = -log(scale)`` (kept); ``log(sum(w))`` is
+        ``log(total) + log_scale``.
+      nonempty: boolean (kept), whether the row has positive mass.
+    """
+
+    scale: Array
+    total: Array
+    log_scale: Array
+    nonempty: Array
+
+
+def scale_by_total(
+    w: Array,
+    axis: int | tuple[int, ...],
+    narrow: ArrayLike | None = None,
+    axis_name: AxisName | None = None,
+) -> Scaled:
+    """The row total of non-negative weights, and the power of two that brings it to one.
+
+    Probabilities are normalised along the axis, so any non-negative weights
+    are valid input: counts near the float maximum, whose ``w log w`` or sum
+    overflows, and rows of numbers near the smallest normal, whose products
+    underflow and whose gradients (of order ``1 / sum(w)**2``) overflow.
+    Multiplying a row by ``scale``, a power of two, keeps every intermediate
+    of order one and is exact: for weights that already sum to about one it is
+    1 and changes nothing. The measures compute with
+    ``w * scale`` and ``total``; since they depend only on the normalised
+    distribution, ``scale`` needs no gradient and the gradients are exact.
+
+    The total is the row sum the normalisation needs anyway: the scale costs
+    one multiplication per entry, not a pass over the data (a row maximum,
+    the textbook choice, is a pass of its own, and on XLA:CPU a slow one).
+    Only where the sum itself overflows is it taken again, of the scaled
+    weights; a ``lax.cond`` keeps that second pass off the common path (under
+    ``vmap`` the cond becomes a select and both run). ``scale`` is clipped to
+    normal numbers: a subnormal one is flushed to zero on CPU.
+
+    Args:
+      w: non-negative weights.
+      axis: the axis (or axes) of a row.
+      narrow: the input ``w`` was widened from, as in :func:`row_sum`.
+      axis_name: the row's classes are split across the devices of this mesh
+        axis (see :func:`class_sum`).
+    """
+    if axis_name is None:
+        raw = row_sum(w, axis, narrow)
+    else:
+        raw = class_sum(w, axis, axis_name)
+    info = jnp.finfo(w.dtype)
+    fixed = lax.stop_gradient(raw)
+    mantissa, e = jnp.frexp(fixed)  # raw = mantissa * 2**e, mantissa in [1/2, 1)
+    # the nearest power of two: total in [3/4, 3/2), and exactly 1 (no rounding
+    # at all) for weights that already sum to one
+    e = jnp.where(mantissa < 0.75, e - 1, e)
+    e = jnp.where(fixed == jnp.inf, info.maxexp, e)
+    # raw > 0 is false for a subnormal total where the platform flushes
+    # subnormals (CPU): that row is empty to every other operation too.
+    e = jnp.where(fixed > 0, e, jnp.zeros_like(e))
+    e = jnp.clip(e, -(info.maxexp - 1), -info.minexp)
+    scale = jnp.ldexp(jnp.ones_like(raw), -e)
+    source = w
+    if narrow is not None and np.shape(narrow) == w.shape:
+        source = jnp.asarray(narrow)  # widened again only if the sum overflows
+    total = _scaled_total(raw, source, scale, axis, axis_name)
+    nonempty = total > 0
+    return Scaled(
+        scale=scale,
+        total=jnp.where(nonempty, total, jnp.ones_like(total)),
+        log_scale=e.astype(w.dtype) * np.log(2).astype(w.dtype),
+        nonempty=nonempty,
+    )
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(3, 4))
+def _scaled_total(raw, source, scale, axis, axis_name):
+    """``raw * scale``, and where ``raw = sum(w)`` overflowed, ``sum(w * scale)``.
+
+    ``source`` is ``w`` or the narrower array it was widened from. The
+    derivative is ``d raw * scale`` (a custom rule, so that neither the
+    ``cond`` nor ``source`` appear in the derivative's program: otherwise the
+    transposed ``cond`` materialises a zero cotangent of the size of ``w``).
+    """
+    overflow = raw == jnp.inf
+
+    def rescaled():
+        again = class_sum(source.astype(raw.dtype) * scale, axis, axis_name)
+        return jnp.where(overflow, again, raw * scale)
+
+    if axis_name is not None:
+        return rescaled()
+    return lax.cond(jnp.any(overflow), rescaled, lambda: raw * scale)
+
+
+@_scaled_total.defjvp
+def _scaled_total_jvp(axis, axis_name, primals, tangents):
+    raw, source, scale = primals
+    return _scaled_total(raw, source, scale, axis, axis_name), tangents[0] * scale
+
+
+def normalise(w: Array, axis: int | tuple[int, ...]) -> Array:
+    """``w / sum(w)`` along ``axis`` (an int or a tuple), for any non-negative
+    weights: no overflow for huge ones, no underflow for tiny ones (see
+    :func:`scale_by_total`); rows with no mass stay 0."""
+    sw = scale_by_total(w, axis)
+    return w * sw.scale / sw.total
+
+
+def log_normalise(w: Array, axis: int | tuple[int, ...]) -> tuple[Array, Array, Array]:
+    """``(w / sum(w), log(w / sum(w)), log(sum(w)))`` along ``axis`` (the last kept).
+
+    For any non-negative weights (see :func:`scale_by_total`). The logarithm
+    is exact also where the quotient underflows (an entry 1e-30 next to 1e30
+    in float32), as the measures of order ``alpha < 1`` need: ``(1e-60)**0.1``
+    is not negligible. It is ``-inf`` exactly where ``w = 0``, and its
+    gradient has no NaN there (the argument of the ``log`` is replaced first).
+    Rows with no mass give 0, ``-inf`` and 0.
+    """
+    sw = scale_by_total(w, axis)
+    x = w * sw.scale
+    positive = w > 0
+    scaled_ok = x > 0
+    # log(w * scale) = log(x) where x did not underflow, else log(w) - e log 2
+    arg = jnp.where(scaled_ok, x, jnp.where(positive, w, jnp.ones_like(w)))
+    shift = jnp.where(scaled_ok, jnp.zeros_like(sw.log_scale), sw.log_scale)
+    log_x = jnp.where(positive, jnp.log(arg) - shift, -jnp.inf)
+    log_total = jnp.log(sw.total)
+    return x / sw.total, log_x - log_total, log_total + sw.log_scale
