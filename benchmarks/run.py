@@ -1,6 +1,6 @@
 """Runs the jaxinfo benchmark suite and prints its tables.
 
-    python -m benchmarks.run                      # the full CPU suite (~5 min on 2 cores)
+    python -m benchmarks.run                      # the full CPU suite (several minutes on 2 cores)
     python -m benchmarks.run --quick              # tiny shapes, a few seconds
     python -m benchmarks.run --json benchmarks/results/cpu.json
     python -m benchmarks.run --device gpu --shapes 65536x32768 --dtypes float32
@@ -42,7 +42,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument("--dtypes", help="comma-separated dtypes (default: float32,bfloat16)")
     parser.add_argument("--cases", help="comma-separated measures to run (default: all)")
-    parser.add_argument("--modes", help="fwd, vg or fwd,vg (default: both)")
+    parser.add_argument(
+        "--modes",
+        help="comma-separated modes among fwd, vg, grad (default: each case's own: "
+        "fwd,vg, and grad too for the entropy)",
+    )
     parser.add_argument("--repeats", type=int, help="interleaved rounds per configuration")
     parser.add_argument(
         "--min-time", type=float, help="seconds per timed sample (calls are repeated to reach it)"
@@ -69,7 +73,11 @@ def main(argv=None) -> dict:
 
     shapes = args.shapes or (suite.QUICK_SHAPES if args.quick else suite.DEFAULT_SHAPES)
     dtypes = args.dtypes.split(",") if args.dtypes else suite.DEFAULT_DTYPES
-    modes = args.modes.split(",") if args.modes else suite.MODES
+    modes = [m.strip() for m in args.modes.split(",")] if args.modes else None
+    if modes is not None:
+        unknown = [m for m in modes if m not in suite.MODES]
+        if unknown:
+            raise SystemExit(f"unknown mode(s) {unknown}; known: {list(suite.MODES)}")
     repeats = args.repeats or (3 if args.quick else 21)
     min_time = args.min_time or (0.001 if args.quick else 0.02)
 
