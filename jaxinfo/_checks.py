@@ -206,14 +206,29 @@ def prepare(x: ArrayLike, name: str, axis: object, where: ArrayLike | None):
 
 
 def prepare_pair(
-    x: ArrayLike, y: ArrayLike, x_name: str, y_name: str, axis: object, where: ArrayLike | None
+    x: ArrayLike,
+    y: ArrayLike,
+    x_name: str,
+    y_name: str,
+    axis: object,
+    where: ArrayLike | None,
+    *,
+    widen: bool = True,
 ):
     """Two arguments of a measure, broadcast together: ``(x, y, axis >= 0)``.
 
-    Both are in one computation dtype; where a ``where`` mask is given,
-    excluded entries of both are set to 0 (absent outcomes).
+    Both are in one computation dtype, or with ``widen=False`` in their own
+    float dtypes (a kernel that widens bfloat16 inside its loops); where a
+    ``where`` mask is given, excluded entries of both are set to 0 (absent
+    outcomes), in the computation dtype.
     """
-    x, y = as_float_arrays((x, x_name), (y, y_name))
+    if widen:
+        x, y = as_float_arrays((x, x_name), (y, y_name))
+    else:
+        x, y = as_real_array(x, x_name), as_real_array(y, y_name)
+        if where is not None:
+            dtype = compute_dtype(x.dtype, y.dtype)
+            x, y = x.astype(dtype), y.astype(dtype)
     x, y = broadcast_pair(x, y, x_name, y_name)
     axis = canonical_axis(axis, x.ndim, x_name)
     mask = as_mask(where, x.shape, x_name)

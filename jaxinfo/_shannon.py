@@ -28,7 +28,6 @@ from jaxinfo._checks import (
     prepare_pair,
 )
 from jaxinfo._collectives import class_ids, class_sum, num_classes
-from jaxinfo._range import scale_by_total
 from jaxinfo._softmax import (
     label_nll,
     shift_logits,
@@ -37,8 +36,11 @@ from jaxinfo._softmax import (
     softmax_kl_divergence,
 )
 from jaxinfo._units import check_base, finish, in_base
-from jaxinfo._weights import cross_entropy_of_weights, kl_divergence_of_weights
-from jaxinfo._xlogy import xlogx
+from jaxinfo._weights import (
+    cross_entropy_of_weights,
+    entropy_of_weights,
+    kl_divergence_of_weights,
+)
 
 Array = Array
 AxisName = AxisName
@@ -110,15 +112,12 @@ def entropy(
       Array([1. , 0.0808], dtype=float32)
     """
     check_base(base)
-    narrow = p
-    p, axis, mask = prepare(p, "p", axis, where)
+    p = as_real_array(p, "p")  # bfloat16 stays narrow: widened inside the kernel's loops
+    axis = canonical_axis(axis, p.ndim, "p")
+    mask = as_mask(where, p.shape, "p")
     if mask is not None:
         p = jnp.where(mask, p, jnp.zeros_like(p))
-        narrow = None
-    # H = log t - sum(x log x) / t for the scaled weights x = p * scale, t = sum(x)
-    sp = scale_by_total(p, axis, narrow)
-    weighted = jnp.sum(xlogx(p * sp.scale), axis=axis, keepdims=True)
-    h = jnp.log(sp.total) - weighted / sp.total
+    h = entropy_of_weights(p, axis)
     return finish(h, axis, keepdims, base)
 
 
@@ -163,10 +162,9 @@ def cross_entropy(
       Array(0.0808, dtype=float32)
     """
     check_base(base)
-    narrow = (None, None) if where is not None else (p, q)
-    p, q, axis = prepare_pair(p, q, "p", "q", axis, where)
-    # normalised along axis at any magnitude (see scale_by_total)
-    ce = cross_entropy_of_weights(p, q, axis, narrow)
+    # bfloat16 stays narrow: widened inside the kernel's loops
+    p, q, axis = prepare_pair(p, q, "p", "q", axis, where, widen=False)
+    ce = cross_entropy_of_weights(p, q, axis)
     return finish(ce, axis, keepdims, base)
 
 
@@ -211,9 +209,9 @@ def kl_divergence(
       Array(inf, dtype=float32)
     """
     check_base(base)
-    narrow = (None, None) if where is not None else (p, q)
-    p, q, axis = prepare_pair(p, q, "p", "q", axis, where)
-    kl = kl_divergence_of_weights(p, q, axis, narrow)
+    # bfloat16 stays narrow: widened inside the kernel's loops
+    p, q, axis = prepare_pair(p, q, "p", "q", axis, where, widen=False)
+    kl = kl_divergence_of_weights(p, q, axis)
     return finish(kl, axis, keepdims, base)
 
 

@@ -517,3 +517,28 @@ def test_cross_entropy_from_logits_support_floor_only_where_q_is_zero():
     # where Q rules the class out, the underflowed entry still makes H inf
     ruled_out = jnp.array([-jnp.inf, 1.0e30], F32)
     assert jaxinfo.cross_entropy_from_logits(p, ruled_out) == jnp.inf
+
+
+@pytest.mark.parametrize("measure", [jaxinfo.entropy, jaxinfo.perplexity])
+def test_forward_derivative_on_zeros_of_a_row_near_the_smallest_normal(measure):
+    # Found by a random run of the property suite (issue 12): a bfloat16 row of
+    # zeros and smallest normals (total T = 500 * tiny), with a tangent on the
+    # zero entries, gave a NaN forward derivative: two terms of the autodiff
+    # derivative overflowed and met as inf - inf. The derivative is written
+    # out now, -(sum of (log p̂_i + H) dp_i) / T, one product of a finite sum
+    # and 1 / T; here the convention's slope at a zero entry (its logarithm
+    # read at the smallest normal of the scaled row) times 1 / T = 2**117 does
+    # not fit the float range, so the derivative is +inf: never NaN.
+    p = jnp.zeros(1000, jnp.bfloat16).at[::2].set(TINY)
+    tangent = jnp.zeros(1000, jnp.bfloat16).at[1::2].set(1)
+    value, derivative = jax.jvp(measure, (p,), (tangent,))
+    want = math.log(500) if measure is jaxinfo.entropy else 500.0
+    np.testing.assert_allclose(value, want, rtol=1e-5)
+    assert not jnp.isnan(derivative)
+    assert derivative == jnp.inf
+    # reverse mode: the entropy's slope of each entry fits the range (the
+    # perplexity's, 500 times larger, does not)
+    gradient = jax.grad(measure)(p).astype(F32)
+    assert not bool(jnp.any(jnp.isnan(gradient)))
+    if measure is jaxinfo.entropy:
+        assert bool(jnp.all(jnp.isfinite(gradient)))
