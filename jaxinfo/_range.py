@@ -5,10 +5,12 @@ are normalised along the axis, so any non-negative weights are valid input:
 counts near the float maximum, whose sum overflows, and rows of numbers near
 the smallest normal, whose products underflow and whose derivatives (of order
 ``1 / total``) overflow. Multiplying a row by a power of two near its total
-keeps every intermediate of order one, exactly. The careful kernels of
-``_weights.py`` (the rare path), the normalisation helpers of the family
-measures (:func:`normalise`, :func:`log_normalise`) and the soft-target
-cross-entropy of ``_softmax.py`` use it.
+keeps every intermediate of order one, exactly. The rare path of the
+measures of weights (:func:`entropy_rare`, :func:`cross_entropy_rare`,
+:func:`kl_divergence_rare`, routed to from ``_weights.py``), the
+normalisation helpers of the family measures (:func:`normalise`,
+:func:`log_normalise`) and the soft-target cross-entropy of ``_softmax.py``
+use it.
 
 What does not: the common path. Measures of probabilities take a plain sum
 and route to this module only from a check on their reduced row values
@@ -18,6 +20,7 @@ and route to this module only from a check on their reduced row values
 from __future__ import annotations
 
 import functools
+import operator
 from typing import NamedTuple
 
 import jax
@@ -28,7 +31,15 @@ from jax.typing import ArrayLike
 
 from jaxinfo._checks import AxisName
 from jaxinfo._collectives import class_sum
-from jaxinfo._xlogy import tangent_of, xlog_from_log, xlog_from_log_jvp
+from jaxinfo._xlogy import (
+    one_where_zero,
+    tangent_of,
+    xlog_from_log,
+    xlog_from_log_jvp,
+    xlog_ratio,
+    xlogx,
+    xlogy,
+)
 
 Array = jax.Array
 
@@ -142,6 +153,11 @@ class Scaled(NamedTuple):
     total: Array
     log_scale: Array
     nonempty: Array
+
+
+def log_total(s: Scaled) -> Array:
+    """``log(sum(w))`` of scaled weights, from their scaled total: no overflow."""
+    return jnp.log(s.total) + s.log_scale
 
 
 def scale_by_total(
@@ -260,3 +276,109 @@ def log_normalise(w: Array, axis: int | tuple[int, ...]) -> tuple[Array, Array, 
     log_x = jnp.where(positive, jnp.log(arg) - shift, -jnp.inf)
     log_total = jnp.log(sw.total)
     return x / sw.total, log_x - log_total, log_total + sw.log_scale
+
+
+# --------------------------------------------------------------------------
+# the rare path of the measures of weights (see _weights.py)
+# --------------------------------------------------------------------------
+
+
+def entropy_rare(p: Array, dtype, axis: int) -> tuple[Array, Array, Array, Array]:
+    """``(H, scale, log t, 1 / T)`` of weights of any magnitude, as ``_weights`` needs.
+
+    ``p`` may be narrower than ``dtype`` (widened as it is read);
+    ``H = log t - sum(x log x) / t`` for the scaled weights ``x = p * scale``
+    and their total ``t``.
+    """
+    sp = scale_by_total(p.astype(dtype), axis, p)
+    log_t = jnp.log(sp.total)
+    h = log_t - jnp.sum(xlogx(p.astype(dtype) * sp.scale), axis=axis, keepdims=True) / sp.total
+    return h, sp.scale, log_t, sp.scale / sp.total
+
+
+# Cross-entropy and KL of weights of any magnitude: ``(measure, sp, sq)`` with
+# the Scaled rows of ``p`` and ``q``. ``narrow``: the arrays ``p`` and ``q``
+# were widened from (bfloat16), or None, read inside each loop.
+
+
+def _scaled_pair(p, q, narrow, axis):
+    return scale_by_total(p, axis, narrow[0]), scale_by_total(q, axis, narrow[1])
+
+
+def _widened(arrays, narrow):
+    """The arrays, widened inside the caller's loop from their narrow sources."""
+    pairs = zip(arrays, narrow, strict=True)
+    return tuple(w if n is None else n.astype(w.dtype) for w, n in pairs)
+
+
+def _scaled_down(*scaled: Scaled) -> Array:
+    """Whether any row is scaled by less than one (its total is above 3/2):
+    only then can a scaled weight underflow, and need the floor of
+    :func:`scaled_weights` (which costs a quarter of a kernel's time)."""
+    return functools.reduce(operator.or_, [jnp.any(s.log_scale > 0) for s in scaled])
+
+
+def cross_entropy_rare(p, q, narrow, axis):
+    sp, sq = _scaled_pair(p, q, narrow, axis)
+
+    # P is scaled; Q only needs log(sum(q)), which the scaled total gives.
+    # The arrays are formed inside each branch of the cond, and bfloat16 input
+    # widened there: arrays passed in are kept in memory.
+    def weighted(floor):
+        p_, q_ = _widened((p, q), narrow)
+        x = scaled_weights(p_, sp.scale) if floor else p_ * sp.scale
+        return jnp.sum(xlogy(x, q_), axis=axis, keepdims=True)
+
+    weighted = lax.cond(
+        _scaled_down(sp), functools.partial(weighted, True), functools.partial(weighted, False)
+    )
+    ce = jnp.where(sp.nonempty, log_total(sq) - weighted / sp.total, 0)
+    return ce, sp, sq
+
+
+def kl_divergence_rare(p, q, narrow, axis):
+    sp, sq = _scaled_pair(p, q, narrow, axis)
+    # with x = p * scale_p, y = q * scale_q and their totals s, t:
+    # D = sum(x log(x / y)) / s - log s + log t
+    # x and y are formed inside each branch, and bfloat16 input widened there:
+    # arrays passed in are kept in memory, not computed in the reduction's loop
+    tiny = jnp.finfo(q.dtype).tiny
+
+    def weights():
+        p_, q_ = _widened((p, q), narrow)
+        return q_, scaled_weights(p_, sp.scale), scaled_weights(q_, sq.scale)
+
+    def plain():  # no row scaled down: nothing underflows, no floor
+        p_, q_ = _widened((p, q), narrow)
+        return jnp.sum(xlog_ratio(p_ * sp.scale, q_ * sq.scale), axis=axis, keepdims=True)
+
+    def ratios():
+        _, x, y = weights()
+        return jnp.sum(xlog_ratio(x, y), axis=axis, keepdims=True)
+
+    def corrected():
+        # log(x / y) corrected where y was floored at tiny: by log tiny - log q
+        # + log(sum(q)) - log(total), the logarithm of the true scaled entry,
+        # from q itself. ``under`` (1 there, else 0) is arithmetic, which fuses;
+        # elsewhere the terms are those of ``ratios`` exactly (KL(P, P) = 0).
+        q_, x, y = weights()
+        under = jnp.sign(y - q_ * sq.scale)
+        keep = 1 - under  # log(1 + ...) where not used: finite, times 0
+        fix = (jnp.log(y + keep) - jnp.log(q_ + keep) + sq.log_scale) * under
+        return jnp.sum(xlog_ratio(x, y) + x * fix, axis=axis, keepdims=True)
+
+    def checked():
+        # An entry of q more than the float range below its row's total
+        # underflows when scaled, which is possible only where that total is
+        # above one: a pass over q looks for one (arithmetic, no select).
+        _, q_ = _widened((p, q), narrow)
+        lifted = q_ * sq.scale + one_where_zero(q_)
+        underflow = jnp.min(lifted, initial=jnp.inf) < tiny
+        return lax.cond(underflow, corrected, ratios)
+
+    def floored():
+        return lax.cond(_scaled_down(sq), checked, ratios)
+
+    kl = lax.cond(_scaled_down(sp, sq), floored, plain) / sp.total
+    kl = kl - jnp.log(sp.total) + jnp.log(sq.total)
+    return jnp.where(sp.nonempty, kl, 0), sp, sq

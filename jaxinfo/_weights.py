@@ -29,7 +29,6 @@ What does not: argument handling (``_checks.py``), the ``x log y`` primitives
 from __future__ import annotations
 
 import functools
-import operator
 from collections.abc import Callable
 
 import jax
@@ -38,16 +37,12 @@ from jax import lax
 from jax.custom_batching import custom_vmap
 
 from jaxinfo._checks import compute_dtype
-from jaxinfo._range import Scaled, scale_by_total, scaled_weights
+from jaxinfo._range import Scaled, cross_entropy_rare, entropy_rare, kl_divergence_rare, log_total
 from jaxinfo._xlogy import (
     clamped_log,
     finite_or_zero,
     log_tiny,
-    one_where_zero,
     tangent_of,
-    xlog_ratio,
-    xlogx,
-    xlogy,
 )
 
 Array = jax.Array
@@ -128,14 +123,7 @@ def _entropy_rows(axis: int) -> Callable:
         def common():
             return log_total - s / total, jnp.ones_like(total), log_total, 1 / total
 
-        def rare():
-            sp = scale_by_total(p.astype(dtype), axis, p)
-            x = p.astype(dtype) * sp.scale
-            log_t = jnp.log(sp.total)
-            h = log_t - jnp.sum(xlogx(x), axis=axis, keepdims=True) / sp.total
-            return h, sp.scale, log_t, sp.scale / sp.total
-
-        return lax.cond(_in_common_range(total), common, rare)
+        return lax.cond(_in_common_range(total), common, lambda: entropy_rare(p, dtype, axis))
 
     return rows
 
@@ -195,10 +183,6 @@ def entropy_of_weights(p: Array, axis: int) -> Array:
 # numbers (a scaled weight far below its row's total underflows).
 
 
-def _scaled_pair(p, q, narrow, axis):
-    return scale_by_total(p, axis, narrow[0]), scale_by_total(q, axis, narrow[1])
-
-
 def cross_entropy_of_weights(p: Array, q: Array, axis: int) -> Array:
     """``-sum(p̂ log q̂)`` along ``axis`` (kept) for non-negative weights ``p, q``.
 
@@ -219,10 +203,6 @@ def kl_divergence_of_weights(p: Array, q: Array, axis: int) -> Array:
     return _kl_divergence_kernel(axis)(p, q)[0]
 
 
-def _log_total(s: Scaled) -> Array:
-    return jnp.log(s.total) + s.log_scale
-
-
 def _derivative_in_q(p_hat: Array, q: Array, inverse_q_total: Array) -> Array:
     """``1/Q - p̂_i / q_i``, the derivative of H(P, Q) and D(P‖Q) in ``q_i``.
 
@@ -232,85 +212,6 @@ def _derivative_in_q(p_hat: Array, q: Array, inverse_q_total: Array) -> Array:
     measure as 0 in the coefficients of ``dp``).
     """
     return inverse_q_total - p_hat / jnp.where(q > 0, q, jnp.inf)
-
-
-def _widened(arrays, narrow):
-    """The arrays, widened inside the caller's loop from their narrow sources."""
-    pairs = zip(arrays, narrow, strict=True)
-    return tuple(w if n is None else n.astype(w.dtype) for w, n in pairs)
-
-
-def _scaled_down(*scaled: Scaled) -> Array:
-    """Whether any row is scaled by less than one (its total is above 3/2):
-    only then can a scaled weight underflow, and need the floor of
-    :func:`scaled_weights` (which costs a quarter of a kernel's time)."""
-    return functools.reduce(operator.or_, [jnp.any(s.log_scale > 0) for s in scaled])
-
-
-def _cross_entropy_value(p, q, narrow, axis):
-    sp, sq = _scaled_pair(p, q, narrow, axis)
-
-    # P is scaled; Q only needs log(sum(q)), which the scaled total gives.
-    # The arrays are formed inside each branch of the cond, and bfloat16 input
-    # widened there: arrays passed in are kept in memory.
-    def weighted(floor):
-        p_, q_ = _widened((p, q), narrow)
-        x = scaled_weights(p_, sp.scale) if floor else p_ * sp.scale
-        return jnp.sum(xlogy(x, q_), axis=axis, keepdims=True)
-
-    weighted = lax.cond(
-        _scaled_down(sp), functools.partial(weighted, True), functools.partial(weighted, False)
-    )
-    ce = jnp.where(sp.nonempty, _log_total(sq) - weighted / sp.total, 0)
-    return ce, sp, sq
-
-
-def _kl_divergence_value(p, q, narrow, axis):
-    sp, sq = _scaled_pair(p, q, narrow, axis)
-    # with x = p * scale_p, y = q * scale_q and their totals s, t:
-    # D = sum(x log(x / y)) / s - log s + log t
-    # x and y are formed inside each branch, and bfloat16 input widened there:
-    # arrays passed in are kept in memory, not computed in the reduction's loop
-    tiny = jnp.finfo(q.dtype).tiny
-
-    def weights():
-        p_, q_ = _widened((p, q), narrow)
-        return q_, scaled_weights(p_, sp.scale), scaled_weights(q_, sq.scale)
-
-    def plain():  # no row scaled down: nothing underflows, no floor
-        p_, q_ = _widened((p, q), narrow)
-        return jnp.sum(xlog_ratio(p_ * sp.scale, q_ * sq.scale), axis=axis, keepdims=True)
-
-    def ratios():
-        _, x, y = weights()
-        return jnp.sum(xlog_ratio(x, y), axis=axis, keepdims=True)
-
-    def corrected():
-        # log(x / y) corrected where y was floored at tiny: by log tiny - log q
-        # + log(sum(q)) - log(total), the logarithm of the true scaled entry,
-        # from q itself. ``under`` (1 there, else 0) is arithmetic, which fuses;
-        # elsewhere the terms are those of ``ratios`` exactly (KL(P, P) = 0).
-        q_, x, y = weights()
-        under = jnp.sign(y - q_ * sq.scale)
-        keep = 1 - under  # log(1 + ...) where not used: finite, times 0
-        fix = (jnp.log(y + keep) - jnp.log(q_ + keep) + sq.log_scale) * under
-        return jnp.sum(xlog_ratio(x, y) + x * fix, axis=axis, keepdims=True)
-
-    def checked():
-        # An entry of q more than the float range below its row's total
-        # underflows when scaled, which is possible only where that total is
-        # above one: a pass over q looks for one (arithmetic, no select).
-        _, q_ = _widened((p, q), narrow)
-        lifted = q_ * sq.scale + one_where_zero(q_)
-        underflow = jnp.min(lifted, initial=jnp.inf) < tiny
-        return lax.cond(underflow, corrected, ratios)
-
-    def floored():
-        return lax.cond(_scaled_down(sq), checked, ratios)
-
-    kl = lax.cond(_scaled_down(sp, sq), floored, plain) / sp.total
-    kl = kl - jnp.log(sp.total) + jnp.log(sq.total)
-    return jnp.where(sp.nonempty, kl, 0), sp, sq
 
 
 def _pair_rows(common_terms, common_value, rare_value):
@@ -421,14 +322,14 @@ def _of_weights(make_rows, p_coefficient):
 def _cross_entropy_in_p(p, q, ce, sp, sq):
     """``-(log q̂_i + H)``; where ``q = 0`` (then ``p = 0``, or H is infinite)
     ``log q`` is read at tiny."""
-    return _log_total(sq) - ce - jnp.log(jnp.maximum(q, jnp.finfo(q.dtype).tiny))
+    return log_total(sq) - ce - jnp.log(jnp.maximum(q, jnp.finfo(q.dtype).tiny))
 
 
 def _kl_divergence_in_p(p, q, kl, sp, sq):
     """``log(p̂_i / q̂_i) - D``; ``p = 0`` and ``q = 0`` read at tiny (finite,
     and pointing the right way at the edge of the support)."""
     tiny = jnp.finfo(p.dtype).tiny
-    shift = _log_total(sq) - _log_total(sp) - kl
+    shift = log_total(sq) - log_total(sp) - kl
     return jnp.log(jnp.maximum(p, tiny)) - jnp.log(jnp.maximum(q, tiny)) + shift
 
 
@@ -436,7 +337,7 @@ _cross_entropy_kernel = _of_weights(
     _pair_rows(
         lambda p, q: p * jnp.log(q),
         lambda s, p_total, q_total: jnp.log(q_total) - s / p_total,
-        _cross_entropy_value,
+        cross_entropy_rare,
     ),
     _cross_entropy_in_p,
 )
@@ -447,7 +348,7 @@ _kl_divergence_kernel = _of_weights(
         # p log tiny; p = q = 0 gives NaN, for the rare path
         lambda p, q: p * jnp.maximum(jnp.log(p / q), log_tiny(p.dtype)),
         lambda s, p_total, q_total: s / p_total - jnp.log(p_total) + jnp.log(q_total),
-        _kl_divergence_value,
+        kl_divergence_rare,
     ),
     _kl_divergence_in_p,
 )
