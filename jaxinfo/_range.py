@@ -45,10 +45,11 @@ Array = jax.Array
 
 
 # Scaled weights (see scale_by_total) enter the sums as ``p * scale``, with a
-# per-row ``scale``. Under differentiation the value and the derivative would
-# share that full-size product, and XLA:CPU then keeps it in memory between
-# the two. The rules below recompute it, behind an optimisation barrier on the
-# (per-row) scale so that XLA cannot merge the two products back into one.
+# per-row ``scale`` (and ``1 / total``). Under differentiation the value and
+# the derivative would share that full-size product, and XLA:CPU then keeps it
+# in memory between the two. The rules below recompute it, behind an
+# optimisation barrier on the (per-row) factors so that XLA cannot merge the
+# two products back into one.
 
 
 def scaled_weights(p: Array, scale: Array) -> Array:
@@ -66,28 +67,44 @@ def scaled_weights(p: Array, scale: Array) -> Array:
 
 
 @jax.custom_jvp
-def scaled_xlog_from_log(p: Array, scale: Array, log_y: Array) -> Array:
-    """:func:`xlog_from_log` of ``p * scale``; ``scale`` gets no gradient.
+def scaled_xlog_from_log(p: Array, scale: Array, total: Array, log_y: Array) -> Array:
+    """:func:`xlog_from_log` of ``p * scale / total``; ``scale`` and ``total`` get no gradient.
+
+    ``scale`` and ``total`` are those of :func:`scale_by_total`: the weights
+    enter normalised, each at most 1, so that a term is at most ``|log_y|``
+    and their sum at most the largest. Scaled by the power of two alone, a
+    weight is up to ``total`` (above 1 for most rows that do not sum to a
+    power of two, up to 4 per entry where the scale is clipped at the top of
+    the float range), and its product with a ``log_y`` near ``-3.4e38``
+    overflowed. The factor is two multiplications, ``(p * scale) * (1 /
+    total)``: ``scale / total`` would be subnormal, and flushed to zero,
+    where the clip bites. The caller gives the derivative of the total.
 
     An entry that underflows when scaled keeps ``p > 0, log_y = -inf`` at
-    ``-inf`` (the floor of :func:`scaled_weights`), but only there: next to a
-    finite ``log_y``, which may be as large as the float maximum, a floor of
-    tiny would add up to ``tiny * 3e38 = 4`` where the entry adds nothing.
+    ``-inf`` (a floor of ``tiny``), but only there: next to a finite ``log_y``,
+    which may be as large as the float maximum, a floor of tiny would add up
+    to ``tiny * 3e38 = 4`` where the entry adds nothing. The floor is a
+    ``maximum`` in the value alone: the derivative rule below sees the
+    unfloored weight.
     """
-    x = p * scale
+    x = _normalised(p, scale, total)
     # tiny where p > 0 and log_y = -inf (lowest - log_y = inf); <= 0 elsewhere
     floor = jnp.finfo(x.dtype).tiny * jnp.minimum(jnp.sign(p), jnp.finfo(x.dtype).min - log_y)
-    return xlog_from_log(x + lax.stop_gradient(jnp.maximum(x, floor) - x), log_y)
+    return xlog_from_log(jnp.maximum(x, floor), log_y)
+
+
+def _normalised(p: Array, scale: Array, total: Array) -> Array:
+    return (p * scale) * (1 / total)
 
 
 @functools.partial(scaled_xlog_from_log.defjvp, symbolic_zeros=True)
 def _scaled_xlog_from_log_jvp(primals, tangents):
-    p, scale, log_y = primals
-    dp, _, dlog_y = tangents
-    out = scaled_xlog_from_log(p, scale, log_y)
-    scale = lax.optimization_barrier(scale)
-    dx = None if tangent_of(dp) is None else dp * scale
-    _, tangent = xlog_from_log_jvp((p * scale, log_y), (dx, tangent_of(dlog_y)))
+    p, scale, total, log_y = primals
+    dp, _, _, dlog_y = tangents
+    out = scaled_xlog_from_log(p, scale, total, log_y)
+    scale, total = lax.optimization_barrier((scale, total))
+    dx = None if tangent_of(dp) is None else _normalised(dp, scale, total)
+    _, tangent = xlog_from_log_jvp((_normalised(p, scale, total), log_y), (dx, tangent_of(dlog_y)))
     return out, tangent
 
 
@@ -142,8 +159,10 @@ class Scaled(NamedTuple):
       scale: ``2**-e`` (kept), with ``2**e`` the power of two nearest the
         row's total: the constant to multiply the weights by before any
         product or logarithm (no gradient flows through it).
-      total: ``sum(w) * scale`` (kept), in ``[3/4, 3/2)`` (up to 4 at the ends of
-        the float range); 1 on rows with no mass. It carries the gradient.
+      total: ``sum(w) * scale`` (kept), in ``[3/4, 3/2)``; 1 on rows with no
+        mass. Where the clip of ``scale`` to normal numbers bites (a sum
+        beyond ``2**126``) it is larger: up to 4 per entry. It carries the
+        gradient.
       log_scale: ``e log 2 = -log(scale)`` (kept); ``log(sum(w))`` is
         ``log(total) + log_scale``.
       nonempty: boolean (kept), whether the row has positive mass.

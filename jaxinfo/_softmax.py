@@ -195,11 +195,13 @@ def _softmax_cross_entropy_fused(p: Array, logits: Array, axis: int) -> Array:
     # The support floor of scaled_xlog_from_log is paid on every call: a cond
     # around it (as in cross_entropy_of_weights) would take the logits, which
     # the caller widens from bfloat16, as an array in memory.
+    # The weights enter the sum normalised (see scaled_xlog_from_log): their
+    # products with log q near the float's lowest, and the sum, stay in range.
     _, log_q = _softmax_fused(logits, axis)
     wide = p.astype(logits.dtype)
     sp = scale_by_total(wide, axis, p)
-    weighted = jnp.sum(scaled_xlog_from_log(wide, sp.scale, log_q), axis=axis, keepdims=True)
-    return jnp.where(sp.nonempty, -weighted / sp.total, 0.0)
+    terms = scaled_xlog_from_log(wide, sp.scale, sp.total, log_q)
+    return jnp.where(sp.nonempty, -jnp.sum(terms, axis=axis, keepdims=True), 0.0)
 
 
 def _softmax_cross_entropy_reference(
@@ -208,8 +210,12 @@ def _softmax_cross_entropy_reference(
     p = p.astype(logits.dtype)
     sh = shift_logits(logits, axis, None, axis_name)
     sp = scale_by_total(p, axis, axis_name=axis_name)
-    weighted = class_sum(scaled_xlog_from_log(p, sp.scale, sh.s), axis, axis_name)
-    ce = sh.log_z - weighted / sp.total
+    # sum(p * s) / sum(p), the weights normalised inside the sum as in the
+    # fused form; the total's derivative, which scaled_xlog_from_log does not
+    # give, enters through the factor total / total (exactly 1).
+    total = lax.stop_gradient(sp.total)
+    mean_s = class_sum(scaled_xlog_from_log(p, sp.scale, total, sh.s), axis, axis_name)
+    ce = sh.log_z - mean_s * (total / sp.total)
     return jnp.where(sp.nonempty, ce, jnp.zeros_like(ce))
 
 
@@ -244,8 +250,17 @@ def _target_tangent(p, logits, ce, dp, axis):
     s = shift_by_max(logits, axis)
     log_z = jnp.log(_one_if_empty(jnp.sum(jnp.exp(s), axis=axis, keepdims=True)))
     coef = log_z - jnp.where(s > -jnp.inf, s, 0) - finite_or_zero(ce)
-    tangent = jnp.sum(coef * dp.astype(coef.dtype), axis=axis, keepdims=True)
-    tangent = tangent * (sp.scale / sp.total)
+    # The factor scale / total in two parts, neither of which can make an
+    # intermediate overflow or underflow that the derivative does not: a
+    # scale below 1 (a row of huge targets) multiplies the coefficients before
+    # the sum, where it only shrinks them; a scale above 1 (a tiny row), the
+    # sum. In one piece, scale / total was subnormal, flushed to zero, on rows
+    # whose sum is beyond 2**126 (the clip of scale_by_total): a gradient of 0
+    # where the true one is -(log q_i + H) / sum(p), of order 1.
+    inner = jnp.minimum(sp.scale, 1)
+    outer = sp.scale / inner
+    tangent = jnp.sum((coef * inner) * dp.astype(coef.dtype), axis=axis, keepdims=True)
+    tangent = (tangent * outer) * (1 / sp.total)
     return jnp.where(sp.nonempty, tangent, jnp.zeros_like(tangent))
 
 

@@ -9,8 +9,11 @@ from hypothesis import HealthCheck, Phase, settings
 # Profiles of the property suite (tests/test_properties.py), chosen with the
 # HYPOTHESIS_PROFILE environment variable. "ci" (the default) is small and
 # reproducible: the same examples on every run, no shrinking (a failure
-# prints its drawn features; rerun under "deep" to shrink it). "deep" is a
-# long random search, for runs by hand.
+# prints its drawn features; rerun under "random" or "deep" to shrink it).
+# "random" is a short random search for every kernel change: new examples on
+# each run, shrunk, printed with a reproduce blob, and kept in .hypothesis/
+# so that the next run replays them first; the README gives the bounded
+# command. "deep" is a long random search, for runs by hand.
 settings.register_profile(
     "ci",
     max_examples=30,
@@ -18,6 +21,13 @@ settings.register_profile(
     derandomize=True,
     database=None,
     phases=(Phase.explicit, Phase.generate),
+    suppress_health_check=(HealthCheck.too_slow, HealthCheck.data_too_large),
+    print_blob=True,
+)
+settings.register_profile(
+    "random",
+    max_examples=60,
+    deadline=None,
     suppress_health_check=(HealthCheck.too_slow, HealthCheck.data_too_large),
     print_blob=True,
 )

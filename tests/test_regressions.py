@@ -542,3 +542,48 @@ def test_forward_derivative_on_zeros_of_a_row_near_the_smallest_normal(measure):
     assert not bool(jnp.any(jnp.isnan(gradient)))
     if measure is jaxinfo.entropy:
         assert bool(jnp.all(jnp.isfinite(gradient)))
+
+
+# Found by a random run of the property suite (the extreme regime): P of three
+# bfloat16 maxima against logits (-3.39e38, 0, 0). The sum of P overflows, so
+# scale_by_total clips its scale at the smallest normal, 2**-126, and each
+# scaled weight was 3.39e38 * 2**-126 = 3.98: its product with log q =
+# -3.39e38 overflowed before the division by the total (11.95) brought it
+# back in range. The weights enter the sum normalised now (times scale, then
+# times 1 / total: scale / total in one factor is subnormal, flushed to zero).
+# The gradient in P was 0, that one factor of the derivative flushed to zero.
+
+
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, F32])
+def test_cross_entropy_from_logits_of_huge_targets_and_huge_logits(dtype):
+    p = jnp.full(3, 3.39e38, dtype)
+    logits = jnp.array([-3.39e38, 0.0, 0.0], dtype)
+    big = float(p[0])  # 3.3895e38 in bfloat16, 3.39e38 in float32
+    # log q = (-big - log 2, -log 2, -log 2) and P = (1/3, 1/3, 1/3)
+    want = big / 3 + math.log(2)
+    f = jaxinfo.cross_entropy_from_logits
+    for got in (f(p, logits), jax.jit(f)(p, logits), f(p[:, None], logits[:, None], axis=0)):
+        np.testing.assert_allclose(got, want, rtol=1e-6)  # was inf
+    # the classes split across a (vmapped) mesh axis: the reference formula
+    split = jax.vmap(lambda a, b: f(a, b, axis_name="k"), axis_name="k")(
+        p[:, None], logits[:, None]
+    )
+    np.testing.assert_allclose(split, [want] * 3, rtol=1e-6)
+    # dH/dp_i = -(log q_i + H) / sum(p) = (2/9, -1/9, -1/9) (was 0, 0, 0);
+    # dH/dlogits = softmax - P = (-1/3, 1/6, 1/6)
+    grads = jax.grad(f, argnums=(0, 1))(p.astype(F32), logits.astype(F32))
+    np.testing.assert_allclose(grads[0], [2 / 9, -1 / 9, -1 / 9], rtol=1e-5)
+    np.testing.assert_allclose(grads[1], [-1 / 3, 1 / 6, 1 / 6], rtol=1e-5)
+    e0 = jnp.eye(3, dtype=dtype)[0]
+    for tangents, want_tangent in [((e0, 0 * e0), 2 / 9), ((0 * e0, e0), -1 / 3)]:
+        value, tangent = jax.jvp(f, (p, logits), tangents)
+        np.testing.assert_allclose(value, want, rtol=1e-6)
+        np.testing.assert_allclose(tangent, want_tangent, rtol=1e-5)
+
+
+def test_cross_entropy_from_logits_of_targets_summing_above_one():
+    # Found while fixing the above, away from the float limits: targets that
+    # sum to 1.4 are scaled by 1 (the power of two nearest their sum), so
+    # 1.4 * log q = 1.4 * -3e38 overflowed; H = 3e38 (all of P on that class).
+    got = jaxinfo.cross_entropy_from_logits(jnp.array([1.4, 0.0], F32), jnp.array([-BIG, 0.0], F32))
+    np.testing.assert_allclose(got, BIG, rtol=1e-6)  # was inf
