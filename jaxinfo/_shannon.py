@@ -24,6 +24,7 @@ from jaxinfo._checks import (
     as_real_array,
     canonical_axis,
     check_unit_interval,
+    compute_dtype,
     prepare,
     prepare_pair,
 )
@@ -305,15 +306,15 @@ def cross_entropy_from_logits(
       Array(1., dtype=float32)
     """
     check_base(base)
-    narrow = p
-    p, logits, axis = prepare_pair(p, logits, "p", "logits", axis, None)
-    narrow = as_real_array(narrow, "p")
+    # bfloat16 stays narrow: widened inside the kernel's loops
+    p, logits, axis = prepare_pair(p, logits, "p", "logits", axis, None, widen=False)
     mask = as_mask(where, logits.shape, "logits")
+    if mask is not None or axis_name is not None:
+        dtype = compute_dtype(p.dtype, logits.dtype)
+        p, logits = p.astype(dtype), logits.astype(dtype)
     if mask is not None:
         p = jnp.where(mask, p, jnp.zeros_like(p))
         logits = jnp.where(mask, logits, -jnp.inf)
-    elif narrow.shape == p.shape:
-        p = narrow  # bfloat16 targets are widened inside, where it fuses
     ce = softmax_cross_entropy(p, logits, axis, axis_name)
     return finish(ce, axis, keepdims, base)
 

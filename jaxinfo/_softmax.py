@@ -25,8 +25,9 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxinfo._checks import AxisName
+from jaxinfo._checks import AxisName, compute_dtype
 from jaxinfo._collectives import class_ids, class_sum
+from jaxinfo._paths import batched_as_rows, in_common_range, widened_twice
 from jaxinfo._range import scale_by_total, scaled_xlog_from_log
 from jaxinfo._xlogy import finite_floor, finite_or_zero, one_where_zero, tangent_of, xlog_from_log
 
@@ -187,21 +188,101 @@ def softmax_cross_entropy(
     """
     if axis_name is not None:
         return _softmax_cross_entropy_reference(p, logits, axis, axis_name)
-    return _softmax_cross_entropy_fused(p, logits, axis)
+    return _cross_entropy_kernel(axis)(p, logits)[0]
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
-def _softmax_cross_entropy_fused(p: Array, logits: Array, axis: int) -> Array:
-    # The support floor of scaled_xlog_from_log is paid on every call: a cond
-    # around it (as in cross_entropy_of_weights) would take the logits, which
-    # the caller widens from bfloat16, as an array in memory.
-    # The weights enter the sum normalised (see scaled_xlog_from_log): their
-    # products with log q near the float's lowest, and the sum, stay in range.
-    _, log_q = _softmax_fused(logits, axis)
-    wide = p.astype(logits.dtype)
-    sp = scale_by_total(wide, axis, p)
+def _softmax_cross_entropy_rare(p: Array, logits: Array, axis: int) -> tuple[Array, Array]:
+    """The rare path of :func:`softmax_cross_entropy`: ``(H, Scaled)`` for targets of any
+    magnitude (see ``_range.py``), also where ``p > 0`` meets a ``-inf`` logit.
+
+    ``p`` and ``logits`` may be narrower than the computation dtype: widened
+    here, inside the loops (a widened array passed into a ``cond`` would be
+    kept in memory).
+    """
+    dtype = compute_dtype(p.dtype, logits.dtype)
+    _, log_q = _softmax_fused(logits.astype(dtype), axis)
+    wide = p.astype(dtype)
+    sp = scale_by_total(wide, axis, p if p.dtype != dtype else None)
+    # the weights enter the sum normalised (see scaled_xlog_from_log): their
+    # products with log q near the float's lowest, and the sum, stay in range
     terms = scaled_xlog_from_log(wide, sp.scale, sp.total, log_q)
-    return jnp.where(sp.nonempty, -jnp.sum(terms, axis=axis, keepdims=True), 0.0)
+    return jnp.where(sp.nonempty, -jnp.sum(terms, axis=axis, keepdims=True), 0.0), sp
+
+
+def _cross_entropy_rows(axis: int):
+    """``(p, logits) -> (H, shift, log z, scale, total, nonempty)`` along ``axis`` (kept).
+
+    Common path: the shifted logits ``s = logits - max``, ``z = sum(exp(s))``,
+    the targets' total ``P`` and ``S = sum(p * s)``, four reads, and ``H = log
+    z - S / P``. A batch takes it where every ``P`` is in ``COMMON_TOTALS`` and
+    every ``H`` is finite: ``p = 0`` on a ``-inf`` logit (a masked class) makes
+    the plain product NaN, and ``p > 0`` there makes ``H`` infinite, and the
+    rare path, exact for both, takes those batches. ``scale`` and ``total`` are
+    those of :func:`scale_by_total` (1 and ``P`` on the common path).
+    """
+
+    def rows(p, logits):
+        dtype = compute_dtype(p.dtype, logits.dtype)
+        first, second = widened_twice(logits, dtype)
+        shift = jnp.maximum(
+            lax.stop_gradient(jnp.max(first, axis=axis, keepdims=True, initial=-jnp.inf)),
+            jnp.finfo(dtype).min,
+        )
+        z = jnp.sum(jnp.exp(first - shift), axis=axis, keepdims=True)
+        log_z = jnp.log(z + one_where_zero(z))
+        p1, p2 = widened_twice(p, dtype)
+        total = jnp.sum(p1, axis=axis, keepdims=True)
+        weighted = jnp.sum(p2 * (second - shift), axis=axis, keepdims=True)
+        ce = log_z - weighted / total
+        ok = in_common_range(total) & jnp.all(jnp.isfinite(ce))
+
+        def common():
+            one = jnp.ones_like(ce)
+            return ce, shift, log_z, one, total, one
+
+        def rare():
+            value, sp = _softmax_cross_entropy_rare(p, logits, axis)
+            return value, shift, log_z, sp.scale, sp.total, sp.nonempty.astype(dtype)
+
+        return lax.cond(ok, common, rare)
+
+    return rows
+
+
+@functools.cache
+def _cross_entropy_kernel(axis: int):
+    rows = batched_as_rows(_cross_entropy_rows, axis)
+
+    @jax.custom_jvp
+    def kernel(p, logits):
+        return rows(p, logits)
+
+    @functools.partial(kernel.defjvp, symbolic_zeros=True)
+    def _jvp(primals, tangents):
+        p, logits = primals
+        dp, dlogits = tangent_of(tangents[0]), tangent_of(tangents[1])
+        out = kernel(p, logits)
+        ce, shift, log_z, scale, total, nonempty = out
+        dtype = ce.dtype
+        # recomputed, not shared with the value's loops: a barrier
+        p, logits = lax.optimization_barrier((p, logits))
+        s = logits.astype(dtype) - shift
+        tangent = d_log_z = d_total = jnp.zeros_like(ce)
+        if dlogits is not None:
+            # dH/dlogits = softmax - p̂
+            dl = dlogits.astype(dtype)
+            q = jnp.exp(s - log_z)
+            p_hat = (p.astype(dtype) * scale) * (1 / total)
+            tangent = tangent + jnp.sum((q - p_hat) * dl, axis=axis, keepdims=True)
+            d_log_z = jnp.sum(q * dl, axis=axis, keepdims=True)
+        if dp is not None:
+            tangent = tangent + _target_tangent(s, log_z, ce, scale, total, dp, axis)
+            d_total = jnp.sum(dp.astype(dtype), axis=axis, keepdims=True) * scale
+        tangent = jnp.where(nonempty > 0, tangent, jnp.zeros_like(tangent))
+        zero = jnp.zeros_like(ce)
+        return out, (tangent, zero, d_log_z, zero, d_total, zero)
+
+    return kernel
 
 
 def _softmax_cross_entropy_reference(
@@ -219,22 +300,7 @@ def _softmax_cross_entropy_reference(
     return jnp.where(sp.nonempty, ce, jnp.zeros_like(ce))
 
 
-@functools.partial(_softmax_cross_entropy_fused.defjvp, symbolic_zeros=True)
-def _softmax_cross_entropy_jvp(axis, primals, tangents):
-    p, logits = primals
-    dp, dlogits = tangent_of(tangents[0]), tangent_of(tangents[1])
-    reference = functools.partial(_softmax_cross_entropy_reference, axis=axis)
-    if dlogits is None:
-        ce = reference(p, logits)
-        tangent = jnp.zeros_like(ce)
-    else:
-        ce, tangent = jax.jvp(lambda logits: reference(p, logits), (logits,), (dlogits,))
-    if dp is not None:
-        tangent = tangent + _target_tangent(p, logits, ce, dp, axis)
-    return ce, tangent
-
-
-def _target_tangent(p, logits, ce, dp, axis):
+def _target_tangent(s, log_z, ce, scale, total, dp, axis):
     """The derivative of the cross-entropy in its targets, ``-(log q_i + H) / sum(p)``.
 
     Written out for the reason given above :func:`cross_entropy_of_weights`:
@@ -245,10 +311,6 @@ def _target_tangent(p, logits, ce, dp, axis):
     logit equal to the maximum, as the derivative rule of :func:`xlog_from_log`
     has it on the ``axis_name`` path.
     """
-    wide = p.astype(logits.dtype)
-    sp = scale_by_total(wide, axis, p)
-    s = shift_by_max(logits, axis)
-    log_z = jnp.log(_one_if_empty(jnp.sum(jnp.exp(s), axis=axis, keepdims=True)))
     coef = log_z - jnp.where(s > -jnp.inf, s, 0) - finite_or_zero(ce)
     # The factor scale / total in two parts, neither of which can make an
     # intermediate overflow or underflow that the derivative does not: a
@@ -257,11 +319,10 @@ def _target_tangent(p, logits, ce, dp, axis):
     # sum. In one piece, scale / total was subnormal, flushed to zero, on rows
     # whose sum is beyond 2**126 (the clip of scale_by_total): a gradient of 0
     # where the true one is -(log q_i + H) / sum(p), of order 1.
-    inner = jnp.minimum(sp.scale, 1)
-    outer = sp.scale / inner
+    inner = jnp.minimum(scale, 1)
+    outer = scale / inner
     tangent = jnp.sum((coef * inner) * dp.astype(coef.dtype), axis=axis, keepdims=True)
-    tangent = (tangent * outer) * (1 / sp.total)
-    return jnp.where(sp.nonempty, tangent, jnp.zeros_like(tangent))
+    return (tangent * outer) * (1 / total)
 
 
 def softmax_entropy(logits: Array, axis: int, axis_name: AxisName | None = None) -> Array:

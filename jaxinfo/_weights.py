@@ -34,9 +34,9 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 from jax import lax
-from jax.custom_batching import custom_vmap
 
 from jaxinfo._checks import compute_dtype
+from jaxinfo._paths import batched_as_rows, in_common_range, widened_twice
 from jaxinfo._range import Scaled, cross_entropy_rare, entropy_rare, kl_divergence_rare, log_total
 from jaxinfo._xlogy import (
     clamped_log,
@@ -46,58 +46,6 @@ from jaxinfo._xlogy import (
 )
 
 Array = jax.Array
-
-#: Row totals in this range take the common path: their logarithm is at most
-#: ``log 2`` in size, so ``log T - S / T`` cancels no digits.
-COMMON_TOTALS = (0.5, 2.0)
-
-
-@functools.cache
-def batched_as_rows(make: Callable[[int], Callable], axis: int) -> Callable:
-    """``make(axis)``, a function reducing along ``axis``, whose ``vmap`` is its batched call.
-
-    ``make(axis)`` takes arrays that share a shape and returns a tuple of
-    arrays with ``axis`` kept (size one). Under ``jax.vmap`` the mapped axis is
-    moved to the front and the same function is called on the whole batch,
-    reducing along ``axis + 1``: a ``lax.cond`` inside then stays one
-    ``cond`` on a scalar predicate, where ``vmap``'s own rule would turn it
-    into a select that runs both branches. Nested maps recurse.
-    """
-
-    @custom_vmap
-    def rows(*args):
-        return make(axis)(*args)
-
-    @rows.def_vmap
-    def _vmap_rule(axis_size, in_batched, *args):
-        args = [
-            a if batched else jnp.broadcast_to(a, (axis_size, *a.shape))
-            for a, batched in zip(args, in_batched, strict=True)
-        ]
-        out = batched_as_rows(make, axis + 1)(*args)
-        return out, tuple(True for _ in out)
-
-    return rows
-
-
-def _in_common_range(total: Array) -> Array:
-    """Whether every row total lies in :data:`COMMON_TOTALS` (False for NaN)."""
-    lo, hi = COMMON_TOTALS
-    return jnp.all((total >= lo) & (total <= hi))
-
-
-def _widened_twice(p: Array, dtype) -> tuple[Array, Array]:
-    """``p`` widened to ``dtype`` for two separate reads of the data.
-
-    For narrow input (bfloat16) the second widening is taken behind an
-    optimisation barrier: otherwise XLA shares one widened copy of the whole
-    input, a full-size temporary, between the two reductions, where each loop
-    can widen as it reads (1.8x faster on XLA:CPU).
-    """
-    if p.dtype == dtype:
-        return p, p
-    return p.astype(dtype), lax.optimization_barrier(p).astype(dtype)
-
 
 # --------------------------------------------------------------------------
 # entropy
@@ -114,7 +62,7 @@ def _entropy_rows(axis: int) -> Callable:
 
     def rows(p):
         dtype = compute_dtype(p.dtype)
-        first, second = _widened_twice(p, dtype)
+        first, second = widened_twice(p, dtype)
         total = jnp.sum(first, axis=axis, keepdims=True)
         # x log x with the logarithm floored after it: 0 log 0 = 0, and fused
         s = jnp.sum(second * jnp.maximum(jnp.log(second), log_tiny(dtype)), axis, keepdims=True)
@@ -123,7 +71,7 @@ def _entropy_rows(axis: int) -> Callable:
         def common():
             return log_total - s / total, jnp.ones_like(total), log_total, 1 / total
 
-        return lax.cond(_in_common_range(total), common, lambda: entropy_rare(p, dtype, axis))
+        return lax.cond(in_common_range(total), common, lambda: entropy_rare(p, dtype, axis))
 
     return rows
 
@@ -232,13 +180,13 @@ def _pair_rows(common_terms, common_value, rare_value):
     def make(axis):
         def rows(p, q):
             dtype = compute_dtype(p.dtype, q.dtype)
-            p1, p2 = _widened_twice(p, dtype)
-            q1, q2 = _widened_twice(q, dtype)
+            p1, p2 = widened_twice(p, dtype)
+            q1, q2 = widened_twice(q, dtype)
             p_total = jnp.sum(p1, axis=axis, keepdims=True)
             q_total = jnp.sum(q1, axis=axis, keepdims=True)
             s = jnp.sum(common_terms(p2, q2), axis=axis, keepdims=True)
             value = common_value(s, p_total, q_total)
-            ok = _in_common_range(p_total) & _in_common_range(q_total)
+            ok = in_common_range(p_total) & in_common_range(q_total)
             ok = ok & ~jnp.any(jnp.isnan(value))
 
             def common():
