@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 from jax.custom_batching import custom_vmap
+from jax.custom_derivatives import SymbolicZero
 
 Array = jax.Array
 
@@ -39,9 +40,13 @@ def batched_as_rows(make: Callable[[int], Callable], axis: int) -> Callable:
     into a select that runs both branches. Nested maps recurse.
     """
 
+    # jitted: called eagerly, custom_vmap would evaluate its body one primitive
+    # at a time (a compile each); under an outer jit this is simply inlined
+    compiled = jax.jit(make(axis))
+
     @custom_vmap
     def rows(*args):
-        return make(axis)(*args)
+        return compiled(*args)
 
     @rows.def_vmap
     def _vmap_rule(axis_size, in_batched, *args):
@@ -72,3 +77,33 @@ def widened_twice(p: Array, dtype) -> tuple[Array, Array]:
     if p.dtype == dtype:
         return p, p
     return p.astype(dtype), lax.optimization_barrier(p).astype(dtype)
+
+
+def rows_kernel(make_rows: Callable[[int], Callable], rule: Callable) -> Callable:
+    """``axis -> kernel``: the rows function of ``make_rows``, with a derivative rule.
+
+    The kernel is ``make_rows(axis)`` under :func:`batched_as_rows`, so its
+    ``vmap`` is its batched call, inside a ``custom_jvp`` whose tangents are
+    ``rule(axis, primals, tangents, out)``: ``out`` the kernel's outputs (per
+    row), ``tangents`` the inputs' tangents with None for a symbolic zero. The
+    rule returns one tangent per output, so that it can be differentiated
+    again; the ``custom_vmap`` inside is never differentiated.
+    """
+
+    @functools.cache
+    def kernel(axis: int) -> Callable:
+        rows = batched_as_rows(make_rows, axis)
+
+        @jax.custom_jvp
+        def measure(*args):
+            return rows(*args)
+
+        @functools.partial(measure.defjvp, symbolic_zeros=True)
+        def _jvp(primals, tangents):
+            out = measure(*primals)
+            tangents = [None if isinstance(t, SymbolicZero) else t for t in tangents]
+            return out, rule(axis, primals, tangents, out)
+
+        return measure
+
+    return kernel

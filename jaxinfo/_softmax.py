@@ -27,9 +27,9 @@ from jax import lax
 
 from jaxinfo._checks import AxisName, compute_dtype
 from jaxinfo._collectives import class_ids, class_sum
-from jaxinfo._paths import batched_as_rows, in_common_range, widened_twice
+from jaxinfo._paths import in_common_range, rows_kernel, widened_twice
 from jaxinfo._range import scale_by_total, scaled_xlog_from_log
-from jaxinfo._xlogy import finite_floor, finite_or_zero, one_where_zero, tangent_of, xlog_from_log
+from jaxinfo._xlogy import finite_floor, finite_or_zero, one_where_zero, xlog_from_log
 
 Array = jax.Array
 
@@ -249,40 +249,32 @@ def _cross_entropy_rows(axis: int):
     return rows
 
 
-@functools.cache
-def _cross_entropy_kernel(axis: int):
-    rows = batched_as_rows(_cross_entropy_rows, axis)
+def _cross_entropy_tangents(axis, primals, tangents, out):
+    """Tangents of ``(H, shift, log z, scale, total, nonempty)``:
+    ``dH = sum((softmax - p̂) dlogits) - sum((log q_i + H) dp_i) / P``."""
+    p, logits = primals
+    dp, dlogits = tangents
+    ce, shift, log_z, scale, total, nonempty = out
+    dtype = ce.dtype
+    # recomputed, not shared with the value's loops: a barrier
+    p, logits = lax.optimization_barrier((p, logits))
+    s = logits.astype(dtype) - shift
+    tangent = d_log_z = d_total = jnp.zeros_like(ce)
+    if dlogits is not None:
+        dl = dlogits.astype(dtype)
+        q = jnp.exp(s - log_z)
+        p_hat = (p.astype(dtype) * scale) * (1 / total)
+        tangent = tangent + jnp.sum((q - p_hat) * dl, axis=axis, keepdims=True)
+        d_log_z = jnp.sum(q * dl, axis=axis, keepdims=True)
+    if dp is not None:
+        tangent = tangent + _target_tangent(s, log_z, ce, scale, total, dp, axis)
+        d_total = jnp.sum(dp.astype(dtype), axis=axis, keepdims=True) * scale
+    tangent = jnp.where(nonempty > 0, tangent, jnp.zeros_like(tangent))
+    zero = jnp.zeros_like(ce)
+    return tangent, zero, d_log_z, zero, d_total, zero
 
-    @jax.custom_jvp
-    def kernel(p, logits):
-        return rows(p, logits)
 
-    @functools.partial(kernel.defjvp, symbolic_zeros=True)
-    def _jvp(primals, tangents):
-        p, logits = primals
-        dp, dlogits = tangent_of(tangents[0]), tangent_of(tangents[1])
-        out = kernel(p, logits)
-        ce, shift, log_z, scale, total, nonempty = out
-        dtype = ce.dtype
-        # recomputed, not shared with the value's loops: a barrier
-        p, logits = lax.optimization_barrier((p, logits))
-        s = logits.astype(dtype) - shift
-        tangent = d_log_z = d_total = jnp.zeros_like(ce)
-        if dlogits is not None:
-            # dH/dlogits = softmax - p̂
-            dl = dlogits.astype(dtype)
-            q = jnp.exp(s - log_z)
-            p_hat = (p.astype(dtype) * scale) * (1 / total)
-            tangent = tangent + jnp.sum((q - p_hat) * dl, axis=axis, keepdims=True)
-            d_log_z = jnp.sum(q * dl, axis=axis, keepdims=True)
-        if dp is not None:
-            tangent = tangent + _target_tangent(s, log_z, ce, scale, total, dp, axis)
-            d_total = jnp.sum(dp.astype(dtype), axis=axis, keepdims=True) * scale
-        tangent = jnp.where(nonempty > 0, tangent, jnp.zeros_like(tangent))
-        zero = jnp.zeros_like(ce)
-        return out, (tangent, zero, d_log_z, zero, d_total, zero)
-
-    return kernel
+_cross_entropy_kernel = rows_kernel(_cross_entropy_rows, _cross_entropy_tangents)
 
 
 def _softmax_cross_entropy_reference(

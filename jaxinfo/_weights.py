@@ -28,7 +28,6 @@ What does not: argument handling (``_checks.py``), the ``x log y`` primitives
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 
 import jax
@@ -36,13 +35,12 @@ import jax.numpy as jnp
 from jax import lax
 
 from jaxinfo._checks import compute_dtype
-from jaxinfo._paths import batched_as_rows, in_common_range, widened_twice
+from jaxinfo._paths import in_common_range, rows_kernel, widened_twice
 from jaxinfo._range import Scaled, cross_entropy_rare, entropy_rare, kl_divergence_rare, log_total
 from jaxinfo._xlogy import (
     clamped_log,
     finite_or_zero,
     log_tiny,
-    tangent_of,
 )
 
 Array = jax.Array
@@ -76,30 +74,25 @@ def _entropy_rows(axis: int) -> Callable:
     return rows
 
 
-@functools.cache
-def _entropy_kernel(axis: int) -> Callable:
-    rows = batched_as_rows(_entropy_rows, axis)
+def _entropy_tangents(axis, primals, tangents, out):
+    """Tangents of ``(H, scale, log t, 1 / T)``: ``dH = -sum((log p̂_i + H) dp_i) / T``."""
+    (p,), (dp,) = primals, tangents
+    h, scale, log_t, inverse_total = out
+    zero = jnp.zeros_like(h)
+    if dp is None:
+        return zero, zero, zero, zero
+    dtype = h.dtype
+    # the logarithm recomputed, not shared with the value's loop (which would
+    # keep a full-size temporary between the two): a barrier
+    w = lax.optimization_barrier(p).astype(dtype)
+    coefficient = clamped_log(w * scale) - log_t + h  # log p̂_i + H
+    dw = dp.astype(dtype)
+    d_total = jnp.sum(dw, axis=axis, keepdims=True) * inverse_total
+    dh = -jnp.sum(coefficient * dw, axis=axis, keepdims=True) * inverse_total
+    return dh, zero, d_total, -inverse_total * d_total
 
-    @jax.custom_jvp
-    def kernel(p):
-        return rows(p)
 
-    @kernel.defjvp
-    def _jvp(primals, tangents):
-        (p,), (dp,) = primals, tangents
-        out = kernel(p)
-        h, scale, log_t, inverse_total = out
-        dtype = h.dtype
-        # the logarithm recomputed, not shared with the value's loop (which
-        # would keep a full-size temporary between the two): a barrier
-        w = lax.optimization_barrier(p).astype(dtype)
-        coefficient = clamped_log(w * scale) - log_t + h  # log p̂_i + H
-        dw = dp.astype(dtype)
-        d_total = jnp.sum(dw, axis=axis, keepdims=True) * inverse_total
-        dh = -jnp.sum(coefficient * dw, axis=axis, keepdims=True) * inverse_total
-        return out, (dh, jnp.zeros_like(scale), d_total, -inverse_total * d_total)
-
-    return kernel
+_entropy_kernel = rows_kernel(_entropy_rows, _entropy_tangents)
 
 
 def entropy_of_weights(p: Array, axis: int) -> Array:
@@ -221,50 +214,37 @@ def _of_weights(make_rows, p_coefficient):
     ``make_rows`` as made by :func:`_pair_rows`; ``p_coefficient(p, q,
     measure, sp, sq)`` gives the coefficient of ``dp_i`` in units of order
     one (see above). The derivative rule has no ``cond``: both paths return
-    the per-row quantities it needs. Its outputs' own derivatives (the totals')
-    make it differentiable again, for second derivatives.
+    the per-row quantities it needs.
     """
 
-    @functools.cache
-    def kernel(axis):
-        rows = batched_as_rows(make_rows, axis)
+    def tangents_of_rows(axis, primals, tangents, out):
+        p, q = primals
+        dp, dq = tangents
+        value, p_scale, p_total, p_log, q_scale, q_total, q_log, nonempty = out
+        dtype = value.dtype
+        sp = Scaled(p_scale, p_total, p_log, nonempty > 0)
+        sq = Scaled(q_scale, q_total, q_log, q_total > 0)
+        # the scaled products and logarithms recomputed, not shared with the
+        # value's loops (XLA would keep them as full-size temporaries between
+        # the passes): a barrier on the scales and the inputs
+        a, b, p, q = lax.optimization_barrier((p_scale, q_scale, p, q))
+        p, q = p.astype(dtype), q.astype(dtype)
+        tangent = d_p_total = d_q_total = jnp.zeros_like(value)
+        if dp is not None:
+            dp = dp.astype(dtype)
+            coef = p_coefficient(p, q, finite_or_zero(value), sp, sq)
+            tangent = tangent + jnp.sum(coef * dp, axis=axis, keepdims=True) * (a / p_total)
+            d_p_total = jnp.sum(dp, axis=axis, keepdims=True) * p_scale
+        if dq is not None:
+            dq = dq.astype(dtype)
+            coef = _derivative_in_q(p * a / p_total, q, b / q_total)
+            tangent = tangent + jnp.sum(coef * dq, axis=axis, keepdims=True)
+            d_q_total = jnp.sum(dq, axis=axis, keepdims=True) * q_scale
+        tangent = jnp.where(sp.nonempty, tangent, jnp.zeros_like(tangent))
+        zero = jnp.zeros_like(value)
+        return tangent, zero, d_p_total, zero, zero, d_q_total, zero, zero
 
-        @jax.custom_jvp
-        def measure(p, q):
-            return rows(p, q)
-
-        @functools.partial(measure.defjvp, symbolic_zeros=True)
-        def _jvp(primals, tangents):
-            p, q = primals
-            dp, dq = tangent_of(tangents[0]), tangent_of(tangents[1])
-            out = measure(p, q)
-            value, p_scale, p_total, p_log, q_scale, q_total, q_log, nonempty = out
-            dtype = value.dtype
-            sp = Scaled(p_scale, p_total, p_log, nonempty > 0)
-            sq = Scaled(q_scale, q_total, q_log, q_total > 0)
-            # the scaled products and logarithms recomputed, not shared with
-            # the value's loops (XLA would keep them as full-size temporaries
-            # between the passes): a barrier on the scales and the inputs
-            a, b, p, q = lax.optimization_barrier((p_scale, q_scale, p, q))
-            p, q = p.astype(dtype), q.astype(dtype)
-            tangent = d_p_total = d_q_total = jnp.zeros_like(value)
-            if dp is not None:
-                dp = dp.astype(dtype)
-                coef = p_coefficient(p, q, finite_or_zero(value), sp, sq)
-                tangent = tangent + jnp.sum(coef * dp, axis=axis, keepdims=True) * (a / p_total)
-                d_p_total = jnp.sum(dp, axis=axis, keepdims=True) * p_scale
-            if dq is not None:
-                dq = dq.astype(dtype)
-                coef = _derivative_in_q(p * a / p_total, q, b / q_total)
-                tangent = tangent + jnp.sum(coef * dq, axis=axis, keepdims=True)
-                d_q_total = jnp.sum(dq, axis=axis, keepdims=True) * q_scale
-            tangent = jnp.where(sp.nonempty, tangent, jnp.zeros_like(tangent))
-            zero = jnp.zeros_like(value)
-            return out, (tangent, zero, d_p_total, zero, zero, d_q_total, zero, zero)
-
-        return measure
-
-    return kernel
+    return rows_kernel(make_rows, tangents_of_rows)
 
 
 def _cross_entropy_in_p(p, q, ce, sp, sq):

@@ -211,12 +211,19 @@ def test_a_target_has_exactly_one_bound_and_unmeasured_targets_are_left_out():
 
 
 def test_the_tables_of_an_older_json_still_format():
-    # The committed results predate min_ratio: their targets have max_ratio only.
+    # Reports written before min_ratio existed have targets with max_ratio only
+    # (the format of the 2026-11-28 run): made here from the committed results.
     path = pathlib.Path(__file__).parent.parent / "benchmarks" / "results" / "cpu.json"
-    old = json.loads(path.read_text())
-    assert all("min_ratio" not in t for t in old["targets"])
+    report = json.loads(path.read_text())
+    old = dict(report)
+    old["targets"] = [
+        {k: v for k, v in t.items() if k != "min_ratio"}
+        for t in report["targets"]
+        if t.get("min_ratio") is None
+    ]
+    assert old["targets"] and all("min_ratio" not in t for t in old["targets"])
     text = suite.format_tables(old)
-    assert "| <= 1.10 |" in text
+    assert "| <= 1.60 |" in text
 
 
 def test_report_is_json_with_its_environment(report):
