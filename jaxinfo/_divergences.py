@@ -43,8 +43,6 @@ from jaxinfo._range import log_normalise, normalise
 from jaxinfo._shannon import kl_divergence
 from jaxinfo._units import check_base, finish
 
-Array = Array
-
 # |t| at or below which the centred series form of M(t) is used. With it,
 # |t * Y| <= |log(tiny)| / 2, so exp(t * Y) cannot overflow; beyond it the
 # log-sum-exp form loses at most a few ulps to its 1 / t, in value and slope.

@@ -18,8 +18,6 @@ from jaxinfo._shannon import entropy
 from jaxinfo._units import check_base, finish, in_base
 from jaxinfo._xlogy import xlogx
 
-Array = Array
-
 ESTIMATORS = ("plugin", "miller_madow", "chao_shen")
 
 

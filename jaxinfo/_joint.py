@@ -21,8 +21,6 @@ from jaxinfo._shannon import entropy
 from jaxinfo._units import check_base, in_base
 from jaxinfo._xlogy import clamped_log
 
-Array = Array
-
 
 def _as_joint(pxy: ArrayLike) -> Array:
     """Checks a joint table (at least two axes) and returns it as a float array."""

@@ -63,9 +63,6 @@ from jaxinfo._checks import Array, AxisName, as_label_array, as_real_array, comp
 from jaxinfo._collectives import class_offset, combine_log_partitions, match_varying, num_classes
 from jaxinfo._softmax import lse_init, lse_update
 
-Array = Array
-AxisName = AxisName
-
 # A block of float32 logits of about this many bytes by default: large enough
 # for the matrix products to run at full speed, small enough to be a rounding
 # error next to the (N, V) logits it replaces, and to stay in a CPU's last-level

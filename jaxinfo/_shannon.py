@@ -43,9 +43,6 @@ from jaxinfo._weights import (
     kl_divergence_of_weights,
 )
 
-Array = Array
-AxisName = AxisName
-
 
 def information(p: ArrayLike, *, base: ArrayLike | None = None) -> Array:
     r"""Information content (surprisal) of events with probabilities ``p``.

@@ -33,8 +33,6 @@ from jax.typing import ArrayLike
 
 from jaxinfo._checks import Array, as_mask, as_real_array, canonical_axis, compute_dtype
 
-Array = Array
-
 # How far a row's sum may be from 1 by default, by dtype. A few times the most
 # that rounding each entry of an exact distribution to the dtype can move the
 # sum (half a unit in the last place, relative: 3.9e-3 for bfloat16, 4.9e-4

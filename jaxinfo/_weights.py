@@ -12,11 +12,12 @@ two paths they take.
 * The rare path (``_range.py``) scales every row by a power of two near its
   total first, so that weights of any magnitude, from the smallest normal
   number to the float maximum, neither overflow nor underflow. A batch takes
-  it only where some row's total is out of ``[1/2, 2]``: a check on the
-  reduced row values, ``O(rows)``, behind one ``lax.cond``.
+  it only where some row's total is out of ``[1/2, 2]`` (or, for two
+  arguments, some row came out NaN): a check on the reduced row values,
+  ``O(rows)``, behind one ``lax.cond``.
 * Under ``jax.vmap`` a ``lax.cond`` with a batched predicate runs both
   branches. Every measure already batches over its leading axes, so a vmapped
-  call is routed to the batched call instead (:func:`batched_as_rows`, a
+  call is routed to the batched call instead (``_paths.batched_as_rows``, a
   ``custom_vmap``), which keeps the single ``cond``.
 * The derivative is written out, one elementwise pass over the data
   (``dH/dp_i = -(log p̂_i + H) / T``) from per-row quantities that both paths
@@ -101,9 +102,10 @@ def entropy_of_weights(p: Array, axis: int) -> Array:
     ``p`` may be narrower than the computation dtype (bfloat16): it is widened
     inside each loop. 0 on rows with no mass. The derivative is
     ``-(log p̂_i + H) / T``; at ``p_i = 0`` the logarithm is read at the
-    smallest normal number, ``-(log(tiny / T) + H) / T``: finite wherever it
-    fits the float range, ``±inf`` (never NaN) in forward mode where it does
-    not (a row of numbers near the smallest normal, ``1 / T`` near ``2**126``).
+    smallest normal number of the row as computed (scaled by a power of two
+    on the rare path): finite wherever it fits the float range, ``±inf``
+    (never NaN) in forward mode where it does not (a row of numbers near the
+    smallest normal, ``1 / T`` near ``2**126``).
     """
     return _entropy_kernel(axis)(p)[0]
 
