@@ -101,8 +101,14 @@ def shift_by_max(logits: Array, axis: int) -> Array:
     select, so that XLA:CPU can fuse the maximum, the shift and the reductions
     that follow into one pass.
     """
+    return logits - _shift(logits, axis)
+
+
+def _shift(logits: Array, axis: int) -> Array:
+    """The shift of :func:`shift_by_max` (kept): the row maximum, no gradient,
+    at least the most negative finite number."""
     m = lax.stop_gradient(jnp.max(logits, axis=axis, keepdims=True, initial=-jnp.inf))
-    return logits - jnp.maximum(m, jnp.finfo(logits.dtype).min)
+    return jnp.maximum(m, jnp.finfo(logits.dtype).min)
 
 
 def _one_if_empty(z: Array) -> Array:
@@ -224,12 +230,8 @@ def _cross_entropy_rows(axis: int):
     def rows(p, logits):
         dtype = compute_dtype(p.dtype, logits.dtype)
         first, second = widened_twice(logits, dtype)
-        shift = jnp.maximum(
-            lax.stop_gradient(jnp.max(first, axis=axis, keepdims=True, initial=-jnp.inf)),
-            jnp.finfo(dtype).min,
-        )
-        z = jnp.sum(jnp.exp(first - shift), axis=axis, keepdims=True)
-        log_z = jnp.log(z + one_where_zero(z))
+        shift = _shift(first, axis)
+        log_z = jnp.log(_one_if_empty(jnp.sum(jnp.exp(first - shift), axis=axis, keepdims=True)))
         p1, p2 = widened_twice(p, dtype)
         total = jnp.sum(p1, axis=axis, keepdims=True)
         weighted = jnp.sum(p2 * (second - shift), axis=axis, keepdims=True)
