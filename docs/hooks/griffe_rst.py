@@ -1,13 +1,15 @@
-"""Griffe extension: the two reST forms of jaxinfo's docstrings, read as Markdown.
+"""Griffe extension: the reST forms in jaxinfo's docstrings, read as Markdown.
 
-jaxinfo's docstrings are Google style, as optax and JAX write them, with two pieces
+jaxinfo's docstrings are Google style, as optax and JAX write them, with a few pieces
 of reStructuredText that Markdown does not know:
 
 * ``.. math::`` followed by an indented equation becomes a display equation,
   ``$$ ... $$``, and ``:math:`tex``` inline math, ``$tex$``, which the
   ``pymdownx.arithmatex`` extension hands to MathJax;
 * ``:func:`name``` becomes a cross-reference to ``jaxinfo.name`` (an autorefs link,
-  so a reference to a function that is not documented fails ``mkdocs build --strict``).
+  so a reference to a function that is not documented fails ``mkdocs build --strict``);
+* ``text::`` before a literal block loses its second colon (the block, indented,
+  is already code in Markdown).
 
 ``double backticks`` need nothing: Markdown reads them as code. The docstrings stay
 as they are in the source (their doctests run in the test suite); only what the
@@ -26,12 +28,15 @@ _MATH = re.compile(
     r"(?P<body>(?:(?P=indent)[ \t]+\S.*\n?)+)",  # the equation: lines indented deeper
     re.M,
 )
+# "text::" before an indented block: reST's literal block, which Markdown reads as code
+# (indented by 4), so only the second colon goes.
+_LITERAL = re.compile(r"(?<=\S)::[ \t]*$(?=\n[ \t]*\n[ \t]+\S)", re.M)
 _INLINE_MATH = re.compile(r":math:`(?P<tex>[^`]+)`")
 _FUNC = re.compile(r":func:`~?(?:jaxinfo\.)?(?P<name>[A-Za-z_][A-Za-z0-9_]*)`")
 
 
 def rst_to_markdown(text: str) -> str:
-    """The docstring ``text`` with its ``.. math::`` blocks and ``:func:`` roles as Markdown."""
+    """The docstring ``text`` with its reST math, literal blocks and ``:func:`` as Markdown."""
 
     def math(match: re.Match[str]) -> str:
         # Markdown continues a list item at 4 spaces, where reST (and the docstrings) use 2.
@@ -40,6 +45,7 @@ def rst_to_markdown(text: str) -> str:
         return "\n".join([f"{indent}$$", *(indent + line for line in lines), f"{indent}$$", ""])
 
     text = _MATH.sub(math, text)
+    text = _LITERAL.sub(":", text)
     text = _INLINE_MATH.sub(lambda m: f"${m['tex']}$", text)
     return _FUNC.sub(lambda m: f"[`{m['name']}`][jaxinfo.{m['name']}]", text)
 
