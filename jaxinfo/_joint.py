@@ -13,9 +13,8 @@ sparse contingency table); they contribute 0 and their gradients stay finite.
 from __future__ import annotations
 
 import jax.numpy as jnp
-from jax.typing import ArrayLike
 
-from jaxinfo._checks import Array, as_float_array
+from jaxinfo._checks import Array, ArrayLike, as_float_array
 from jaxinfo._range import normalise, safe_total
 from jaxinfo._shannon import entropy
 from jaxinfo._units import check_base, in_base
