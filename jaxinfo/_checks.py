@@ -15,16 +15,30 @@ checks of values a user can ask for), units (``_units.py``) and the numerics.
 
 from __future__ import annotations
 
+import functools
+import inspect
+import math
 import operator
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
+from typing import ParamSpec, TypeVar
 
 import jax
 import jax.numpy as jnp
+import jax.typing
 import numpy as np
-from jax.typing import ArrayLike
+import numpy.typing
 
 Array = jax.Array
 AxisName = Hashable
+
+# What every function takes as an array: anything ``jax.typing.ArrayLike``
+# names (a JAX or NumPy array, a NumPy or Python scalar) and, as NumPy's
+# ``ArrayLike`` adds, lists and tuples of them, nested to any depth, which are
+# what a notebook user types (``entropy([0.5, 0.5])``). NumPy's alias also
+# admits strings, which fail at run time with a TypeError naming the argument.
+ArrayLike = jax.typing.ArrayLike | numpy.typing.ArrayLike
+# An outcome axis, or a tuple of them taken together as one flattened axis.
+Axis = int | tuple[int, ...]
 
 
 def type_name(x: object) -> str:
@@ -154,6 +168,138 @@ def canonical_axis(axis: object, ndim: int, name: str = "x") -> int:
             f"expected -{ndim} <= axis < {ndim}."
         )
     return axis % ndim
+
+
+def outcome_axes(axis: object, ndim: int, name: str = "x") -> int | tuple[int, ...]:
+    """Checks ``axis``, an int or a tuple of ints; returns it with each axis >= 0.
+
+    An int takes exactly :func:`canonical_axis`. A tuple keeps its order (the
+    order in which :func:`merge_axes` flattens the axes), and must name at
+    least one axis, each once and in range.
+    """
+    if isinstance(axis, list):
+        raise TypeError(f"axis must be an int or a tuple of ints, got the list {axis!r}.")
+    if not isinstance(axis, tuple):
+        return canonical_axis(axis, ndim, name)
+    if not axis:
+        raise ValueError(
+            "axis=() names no axis; give the outcome axis, or a tuple of the axes "
+            "that together hold the outcomes."
+        )
+    axes = []
+    for a in axis:
+        try:
+            a = operator.index(a)
+        except TypeError as e:
+            raise TypeError(
+                f"axis must be an int or a tuple of ints, got {axis!r}, whose entry "
+                f"{a!r} is of type {type_name(a)}."
+            ) from e
+        a = canonical_axis(a, ndim, name)
+        if a in axes:
+            raise ValueError(
+                f"axis {axis!r} names axis {a} of {name} (with {ndim} dimensions) more than once."
+            )
+        axes.append(a)
+    return tuple(axes)
+
+
+def merge_axes(x: Array, axes: tuple[int, ...]) -> Array:
+    """Moves ``axes`` (>= 0) to the end, in their order, and flattens them into one."""
+    k = len(axes)
+    x = jnp.moveaxis(x, axes, tuple(range(x.ndim - k, x.ndim)))
+    batch = x.shape[: x.ndim - k]
+    return x.reshape((*batch, math.prod(x.shape[x.ndim - k :])))
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def tuple_axis(
+    *names: str, labels: str | None = None
+) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
+    """Lets a measure written for one outcome axis take ``axis`` as a tuple of axes.
+
+    The axes of a tuple hold the outcomes together, as one axis of their
+    flattened product (a joint distribution spread over several axes, as
+    ``jnp.sum(x, axis=(0, 1))`` reduces them). Called with an int ``axis`` (or
+    none), the measure runs as written: no transpose, no reshape. Called with
+    a tuple, the array arguments ``names`` are broadcast together, checked,
+    and the tuple's axes moved to the end and merged (:func:`merge_axes`),
+    flattened in the order the tuple gives them (which is the order in which
+    integer labels count the classes, as in optax's
+    ``softmax_cross_entropy_with_integer_labels``); so is the ``where`` mask.
+    The measure then runs with ``axis=-1``; with ``keepdims=True`` each
+    reduced axis comes back with size one. A one-axis tuple is that int.
+
+    Args:
+      *names: the parameters that hold outcomes along ``axis``.
+      labels: the parameter of integer labels, if any: its shape must be that
+        of the arrays without the tuple's axes, and it indexes the flattened
+        outcomes.
+    """
+
+    def decorate(measure: Callable[_P, _R]) -> Callable[_P, _R]:
+        signature = inspect.signature(measure)
+
+        @functools.wraps(measure)
+        def over_axes(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+            axis = kwargs.get("axis", -1)  # keyword-only in every measure
+            if not isinstance(axis, (tuple, list)):
+                return measure(*args, **kwargs)
+            bound = signature.bind(*args, **kwargs)
+            arguments = bound.arguments
+            arrays = {name: as_real_array(arguments[name], name) for name in names}
+            shape = _broadcast_shapes(arrays)
+            axes = outcome_axes(axis, len(shape), names[0])
+            if len(axes) == 1:
+                arguments["axis"] = axes[0]
+                return measure(*bound.args, **bound.kwargs)
+            if arguments.get("axis_name") is not None:
+                raise ValueError(
+                    f"axis={axis!r} with axis_name: classes split across devices must lie "
+                    "along one axis; pass an int axis (merge the axes first with a reshape)."
+                )
+            if labels is not None:
+                label_array = as_label_array(arguments[labels], labels)
+                expected = tuple(n for a, n in enumerate(shape) if a not in axes)
+                if label_array.shape != expected:
+                    raise ValueError(
+                        f"{labels} must have the shape of {names[0]} without the class axes: "
+                        f"{names[0]} has shape {shape} and axis={axis!r}, so {labels} should "
+                        f"have shape {expected}, got {label_array.shape}."
+                    )
+                arguments[labels] = label_array
+            for name, array in arrays.items():
+                arguments[name] = merge_axes(jnp.broadcast_to(array, shape), axes)
+            mask = as_mask(arguments.get("where"), shape, names[0])
+            if mask is not None:
+                arguments["where"] = merge_axes(mask, axes)
+            arguments["axis"] = -1
+            keepdims = arguments.get("keepdims", False)
+            if keepdims:
+                arguments["keepdims"] = False
+            result = measure(*bound.args, **bound.kwargs)
+            if keepdims:
+                result = jnp.expand_dims(result, sorted(axes))
+            return result
+
+        return over_axes
+
+    return decorate
+
+
+def _broadcast_shapes(arrays: dict[str, Array]) -> tuple[int, ...]:
+    """The shape that the named arrays broadcast to, or a ValueError naming them."""
+    try:
+        return np.broadcast_shapes(*(a.shape for a in arrays.values()))
+    except ValueError:
+        shapes = ", ".join(f"{name}.shape={a.shape}" for name, a in arrays.items())
+        names = " and ".join(arrays)
+        raise ValueError(
+            f"{names} must have the same shape (or shapes that broadcast), got {shapes}."
+        ) from None
 
 
 def broadcast_pair(x: Array, y: Array, x_name: str, y_name: str) -> tuple[Array, Array]:

@@ -36,9 +36,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
-from jax.typing import ArrayLike
 
-from jaxinfo._checks import Array, prepare, prepare_pair
+from jaxinfo._checks import Array, ArrayLike, Axis, prepare, prepare_pair, tuple_axis
 from jaxinfo._range import log_normalise, normalise
 from jaxinfo._shannon import kl_divergence
 from jaxinfo._units import check_base, finish
@@ -176,11 +175,12 @@ def _as_order(alpha: ArrayLike, dtype) -> Array:
     return jnp.asarray(alpha).astype(dtype)
 
 
+@tuple_axis("p", "q")
 def js_divergence(
     p: ArrayLike,
     q: ArrayLike,
     *,
-    axis: int = -1,
+    axis: Axis = -1,
     where: ArrayLike | None = None,
     base: ArrayLike | None = None,
     keepdims: bool = False,
@@ -199,7 +199,8 @@ def js_divergence(
     Args:
       p: first distribution; normalised along ``axis``.
       q: second distribution, broadcastable against ``p``; normalised along ``axis``.
-      axis: the axis that holds the outcomes.
+      axis: the axis that holds the outcomes, or a tuple of axes that hold
+        them together (as one flattened axis).
       where: optional boolean mask of outcomes to include (applies to both).
       base: logarithm base; ``None`` for nats, ``2`` for bits.
       keepdims: keep the reduced axis with size one.
@@ -233,11 +234,12 @@ def js_divergence(
     return finish(js, axis, keepdims, base)
 
 
+@tuple_axis("p")
 def renyi_entropy(
     p: ArrayLike,
     alpha: ArrayLike,
     *,
-    axis: int = -1,
+    axis: Axis = -1,
     where: ArrayLike | None = None,
     base: ArrayLike | None = None,
     keepdims: bool = False,
@@ -257,7 +259,8 @@ def renyi_entropy(
         ``jit``, ``vmap`` or ``grad``) and may be exactly 0, 1 or ``inf``.
         The value is smooth through ``alpha = 1``, with derivative
         ``-Var_P[log p] / 2`` there.
-      axis: the axis that holds the outcomes.
+      axis: the axis that holds the outcomes, or a tuple of axes that hold
+        them together (as one flattened axis).
       where: optional boolean mask of outcomes to include; excluded outcomes
         count as absent.
       base: logarithm base; ``None`` for nats, ``2`` for bits.
@@ -290,12 +293,13 @@ def renyi_entropy(
     return finish(h, axis, keepdims, base)
 
 
+@tuple_axis("p", "q")
 def renyi_divergence(
     p: ArrayLike,
     q: ArrayLike,
     alpha: ArrayLike,
     *,
-    axis: int = -1,
+    axis: Axis = -1,
     where: ArrayLike | None = None,
     base: ArrayLike | None = None,
     keepdims: bool = False,
@@ -316,7 +320,8 @@ def renyi_divergence(
       alpha: the order, a scalar in ``[0, inf]``; may be traced and may be
         exactly 0, 1 or ``inf``; smooth through ``alpha = 1``, with
         derivative ``Var_P[log(p / q)] / 2`` there.
-      axis: the axis that holds the outcomes.
+      axis: the axis that holds the outcomes, or a tuple of axes that hold
+        them together (as one flattened axis).
       where: optional boolean mask of outcomes to include (applies to both).
       base: logarithm base; ``None`` for nats, ``2`` for bits.
       keepdims: keep the reduced axis with size one.

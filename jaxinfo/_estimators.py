@@ -10,9 +10,8 @@ Chao–Shen estimators correct for that.
 from __future__ import annotations
 
 import jax.numpy as jnp
-from jax.typing import ArrayLike
 
-from jaxinfo._checks import Array, as_float_array, canonical_axis
+from jaxinfo._checks import Array, ArrayLike, Axis, as_float_array, canonical_axis, tuple_axis
 from jaxinfo._range import normalise
 from jaxinfo._shannon import entropy
 from jaxinfo._units import check_base, finish, in_base
@@ -60,7 +59,7 @@ def binary_entropy(p: ArrayLike, *, base: ArrayLike | None = None) -> Array:
 def perplexity(
     p: ArrayLike,
     *,
-    axis: int = -1,
+    axis: Axis = -1,
     where: ArrayLike | None = None,
     keepdims: bool = False,
 ) -> Array:
@@ -75,7 +74,8 @@ def perplexity(
 
     Args:
       p: probabilities; normalised along ``axis``.
-      axis: the axis that holds the outcomes.
+      axis: the axis that holds the outcomes, or a tuple of axes that hold
+        them together (as one flattened axis).
       where: optional boolean mask of outcomes to include; excluded outcomes
         count as absent.
       keepdims: keep the reduced axis with size one.
@@ -92,10 +92,11 @@ def perplexity(
     return jnp.exp(entropy(p, axis=axis, where=where, keepdims=keepdims))
 
 
+@tuple_axis("counts")
 def entropy_from_counts(
     counts: ArrayLike,
     *,
-    axis: int = -1,
+    axis: Axis = -1,
     estimator: str = "plugin",
     base: ArrayLike | None = None,
     keepdims: bool = False,
@@ -124,7 +125,8 @@ def entropy_from_counts(
       counts: non-negative counts (integer or float), bins along ``axis``;
         leading and trailing axes are a batch. The corrected estimators
         expect whole-number counts.
-      axis: the axis that holds the bins.
+      axis: the axis that holds the bins, or a tuple of axes that hold them
+        together (as one flattened axis).
       estimator: one of ``"plugin"``, ``"miller_madow"``, ``"chao_shen"``.
       base: logarithm base; ``None`` for nats, ``2`` for bits.
       keepdims: keep the reduced axis with size one.

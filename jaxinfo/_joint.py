@@ -8,14 +8,18 @@ with no mass measures 0.
 
 Cells with probability zero are common in joint tables (a noiseless channel, a
 sparse contingency table); they contribute 0 and their gradients stay finite.
+
+These measures take no ``axis``: ``X`` and ``Y`` are one axis each. A variable
+spread over several axes is flattened first (``x.reshape(...)``); and the joint
+entropy alone is ``entropy(pxy, axis=(-2, -1))``, as the single-variable measures
+take a tuple of axes as one flattened outcome axis.
 """
 
 from __future__ import annotations
 
 import jax.numpy as jnp
-from jax.typing import ArrayLike
 
-from jaxinfo._checks import Array, as_float_array
+from jaxinfo._checks import Array, ArrayLike, as_float_array
 from jaxinfo._range import normalise, safe_total
 from jaxinfo._shannon import entropy
 from jaxinfo._units import check_base, in_base

@@ -57,9 +57,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
-from jax.typing import ArrayLike
 
-from jaxinfo._checks import Array, AxisName, as_label_array, as_real_array, compute_dtype
+from jaxinfo._checks import Array, ArrayLike, AxisName, as_label_array, as_real_array, compute_dtype
 from jaxinfo._collectives import class_offset, combine_log_partitions, match_varying, num_classes
 from jaxinfo._softmax import lse_init, lse_update
 

@@ -27,9 +27,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
-from jax.typing import ArrayLike
 
-from jaxinfo._checks import AxisName
+from jaxinfo._checks import ArrayLike, AxisName
 from jaxinfo._collectives import class_sum
 from jaxinfo._xlogy import (
     one_where_zero,

@@ -13,10 +13,11 @@ leak into the result; for inputs that already sum to one it changes nothing.
 from __future__ import annotations
 
 import jax.numpy as jnp
-from jax.typing import ArrayLike
 
 from jaxinfo._checks import (
     Array,
+    ArrayLike,
+    Axis,
     AxisName,
     as_float_array,
     as_label_array,
@@ -27,6 +28,7 @@ from jaxinfo._checks import (
     compute_dtype,
     prepare,
     prepare_pair,
+    tuple_axis,
 )
 from jaxinfo._collectives import class_ids, class_sum, num_classes
 from jaxinfo._softmax import (
@@ -73,10 +75,11 @@ def information(p: ArrayLike, *, base: ArrayLike | None = None) -> Array:
     return in_base(-jnp.log(p), base)
 
 
+@tuple_axis("p")
 def entropy(
     p: ArrayLike,
     *,
-    axis: int = -1,
+    axis: Axis = -1,
     where: ArrayLike | None = None,
     base: ArrayLike | None = None,
     keepdims: bool = False,
@@ -92,7 +95,8 @@ def entropy(
     Args:
       p: probabilities; entries along ``axis`` are non-negative and are
         normalised to sum to one (as ``scipy.stats.entropy`` does).
-      axis: the axis that holds the outcomes.
+      axis: the axis that holds the outcomes, or a tuple of axes that hold
+        them together (as one flattened axis).
       where: optional boolean mask, broadcastable to ``p``, of outcomes to
         include; excluded outcomes count as absent (the rest is renormalised).
       base: logarithm base; ``None`` for nats, ``2`` for bits.
@@ -119,11 +123,12 @@ def entropy(
     return finish(h, axis, keepdims, base)
 
 
+@tuple_axis("p", "q")
 def cross_entropy(
     p: ArrayLike,
     q: ArrayLike,
     *,
-    axis: int = -1,
+    axis: Axis = -1,
     where: ArrayLike | None = None,
     base: ArrayLike | None = None,
     keepdims: bool = False,
@@ -140,7 +145,8 @@ def cross_entropy(
       p: the true distribution (first, as in ``scipy.stats.entropy(pk, qk)``;
         optax's losses take the model first: mind the order).
       q: the model distribution, broadcastable against ``p``.
-      axis: the axis that holds the outcomes.
+      axis: the axis that holds the outcomes, or a tuple of axes that hold
+        them together (as one flattened axis).
       where: optional boolean mask of outcomes to include.
       base: logarithm base; ``None`` for nats, ``2`` for bits.
       keepdims: keep the reduced axis with size one.
@@ -166,11 +172,12 @@ def cross_entropy(
     return finish(ce, axis, keepdims, base)
 
 
+@tuple_axis("p", "q")
 def kl_divergence(
     p: ArrayLike,
     q: ArrayLike,
     *,
-    axis: int = -1,
+    axis: Axis = -1,
     where: ArrayLike | None = None,
     base: ArrayLike | None = None,
     keepdims: bool = False,
@@ -187,7 +194,8 @@ def kl_divergence(
     Args:
       p: the true distribution (first).
       q: the model distribution, broadcastable against ``p``.
-      axis: the axis that holds the outcomes.
+      axis: the axis that holds the outcomes, or a tuple of axes that hold
+        them together (as one flattened axis).
       where: optional boolean mask of outcomes to include.
       base: logarithm base; ``None`` for nats, ``2`` for bits.
       keepdims: keep the reduced axis with size one.
@@ -213,10 +221,11 @@ def kl_divergence(
     return finish(kl, axis, keepdims, base)
 
 
+@tuple_axis("logits")
 def entropy_from_logits(
     logits: ArrayLike,
     *,
-    axis: int = -1,
+    axis: Axis = -1,
     where: ArrayLike | None = None,
     base: ArrayLike | None = None,
     keepdims: bool = False,
@@ -231,7 +240,8 @@ def entropy_from_logits(
     Args:
       logits: unnormalised log-probabilities; ``-inf`` marks an impossible
         (masked) class. Normalised log-probabilities are a special case.
-      axis: the axis that holds the classes.
+      axis: the axis that holds the classes, or a tuple of axes that hold
+        them together (as one flattened axis).
       where: optional boolean mask of classes to include; excluded classes
         leave the normalisation and receive zero gradient.
       base: logarithm base; ``None`` for nats, ``2`` for bits.
@@ -258,11 +268,12 @@ def entropy_from_logits(
     return finish(h, axis, keepdims, base)
 
 
+@tuple_axis("p", "logits")
 def cross_entropy_from_logits(
     p: ArrayLike,
     logits: ArrayLike,
     *,
-    axis: int = -1,
+    axis: Axis = -1,
     where: ArrayLike | None = None,
     base: ArrayLike | None = None,
     keepdims: bool = False,
@@ -280,7 +291,8 @@ def cross_entropy_from_logits(
       p: target probabilities, normalised along ``axis``.
       logits: the model's unnormalised log-probabilities, broadcastable
         against ``p``.
-      axis: the axis that holds the classes.
+      axis: the axis that holds the classes, or a tuple of axes that hold
+        them together (as one flattened axis).
       where: optional boolean mask of classes to include.
       base: logarithm base; ``None`` for nats, ``2`` for bits.
       keepdims: keep the reduced axis with size one.
@@ -316,11 +328,12 @@ def cross_entropy_from_logits(
     return finish(ce, axis, keepdims, base)
 
 
+@tuple_axis("p_logits", "q_logits")
 def kl_divergence_from_logits(
     p_logits: ArrayLike,
     q_logits: ArrayLike,
     *,
-    axis: int = -1,
+    axis: Axis = -1,
     where: ArrayLike | None = None,
     base: ArrayLike | None = None,
     keepdims: bool = False,
@@ -334,7 +347,8 @@ def kl_divergence_from_logits(
     Args:
       p_logits: logits of the true distribution ``P`` (first).
       q_logits: logits of the model ``Q``, broadcastable against ``p_logits``.
-      axis: the axis that holds the classes.
+      axis: the axis that holds the classes, or a tuple of axes that hold
+        them together (as one flattened axis).
       where: optional boolean mask of classes to include (applies to both).
       base: logarithm base; ``None`` for nats, ``2`` for bits.
       keepdims: keep the reduced axis with size one.
@@ -368,11 +382,12 @@ def kl_divergence_from_logits(
     return finish(kl, axis, keepdims, base)
 
 
+@tuple_axis("logits", labels="labels")
 def cross_entropy_from_labels(
     labels: ArrayLike,
     logits: ArrayLike,
     *,
-    axis: int = -1,
+    axis: Axis = -1,
     where: ArrayLike | None = None,
     base: ArrayLike | None = None,
     label_smoothing: ArrayLike = 0.0,

@@ -9,9 +9,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.typing import ArrayLike
 
-from jaxinfo._checks import type_name
+from jaxinfo._checks import ArrayLike, type_name
 
 Array = jax.Array
 

@@ -29,9 +29,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.experimental import checkify
-from jax.typing import ArrayLike
 
-from jaxinfo._checks import Array, as_mask, as_real_array, canonical_axis, compute_dtype
+from jaxinfo._checks import (
+    Array,
+    ArrayLike,
+    Axis,
+    as_mask,
+    as_real_array,
+    compute_dtype,
+    outcome_axes,
+)
 
 # How far a row's sum may be from 1 by default, by dtype. A few times the most
 # that rounding each entry of an exact distribution to the dtype can move the
@@ -144,13 +151,13 @@ def _tolerance(atol: object, dtype: np.dtype) -> float:
 # --------------------------------------------------------------------------
 
 
-def _row_label(name: str, ndim: int) -> str:
-    """How a message names one distribution: ``p`` itself when it is one-dimensional."""
-    return f"row {{index}} of {name}" if ndim > 1 else name
+def _row_label(name: str, rows_ndim: int) -> str:
+    """How a message names one distribution: ``p`` itself when it is the only one."""
+    return f"row {{index}} of {name}" if rows_ndim > 0 else name
 
 
 def _distribution_findings(
-    xp, x, include, axis: int, shown_axis: int, masked: bool, *, atol, normalized, allow_empty
+    xp, x, include, axis: Axis, shown_axis: Axis, masked: bool, *, atol, normalized, allow_empty
 ) -> Iterator[_Finding]:
     name = "p"
     atol = _tolerance(atol, x.dtype) if normalized else 0.0
@@ -176,7 +183,7 @@ def _distribution_findings(
     )
     wide = x.astype(compute_dtype(x.dtype))
     total = xp.sum(xp.where(include, wide, xp.zeros_like(wide)), axis=axis)
-    row = _row_label(name, x.ndim)
+    row = _row_label(name, total.ndim)
     if not allow_empty:
         summed = "its entries selected by where sum" if masked else "sums"
         yield _Finding(
@@ -197,7 +204,7 @@ def _distribution_findings(
 
 
 def _logits_findings(
-    xp, x, include, axis: int, shown_axis: int, masked: bool, *, allow_empty
+    xp, x, include, axis: Axis, shown_axis: Axis, masked: bool, *, allow_empty
 ) -> Iterator[_Finding]:
     name = "logits"
     yield _Finding(
@@ -216,7 +223,7 @@ def _logits_findings(
         every = "is -inf or excluded by where" if masked else "is -inf"
         yield _Finding(
             xp.logical_not(possible),
-            f"{_row_label(name, x.ndim)} has no possible class along axis {shown_axis} "
+            f"{_row_label(name, possible.ndim)} has no possible class along axis {shown_axis} "
             f"(every entry {every})",
             more=_ROWS,
             hint=_EMPTY_ROW_HINT,
@@ -230,10 +237,10 @@ def _run(findings, report, xp, x: ArrayLike, name: str, axis: object, where, **o
     (traced); ``report`` raises (eager) or adds a ``checkify`` check.
     """
     x = as_real_array(x, name)
-    canonical = canonical_axis(axis, x.ndim, name)
+    canonical = outcome_axes(axis, x.ndim, name)  # an int, or a tuple that the sums take as it is
     mask = as_mask(where, x.shape, name)
     include = True if mask is None else xp.asarray(mask)
-    shown_axis = operator.index(axis)
+    shown_axis = axis if isinstance(axis, tuple) else operator.index(axis)
     for finding in findings(
         xp, xp.asarray(x), include, canonical, shown_axis, mask is not None, **options
     ):
@@ -249,7 +256,7 @@ def _run(findings, report, xp, x: ArrayLike, name: str, axis: object, where, **o
 def check_distribution(
     p: ArrayLike,
     *,
-    axis: int = -1,
+    axis: Axis = -1,
     where: ArrayLike | None = None,
     normalized: bool = True,
     atol: float | None = None,
@@ -280,7 +287,8 @@ def check_distribution(
 
     Args:
       p: the probabilities (a JAX or NumPy array, or a list).
-      axis: the axis that holds the outcomes.
+      axis: the axis that holds the outcomes, or a tuple of axes that hold
+        them together (as one flattened axis).
       where: optional boolean mask, broadcastable to ``p``, of outcomes to
         include, as in the measures.
       normalized: require each row to sum to 1; ``False`` accepts any
@@ -337,7 +345,7 @@ def check_distribution(
 def check_logits(
     logits: ArrayLike,
     *,
-    axis: int = -1,
+    axis: Axis = -1,
     where: ArrayLike | None = None,
     allow_empty_rows: bool = False,
 ) -> Array:
@@ -358,7 +366,8 @@ def check_logits(
 
     Args:
       logits: the logits (a JAX or NumPy array, or a list).
-      axis: the axis that holds the classes.
+      axis: the axis that holds the classes, or a tuple of axes that hold
+        them together (as one flattened axis).
       where: optional boolean mask, broadcastable to ``logits``, of classes to
         include, as in the measures.
       allow_empty_rows: accept rows in which every (included) class is ``-inf``.
@@ -398,7 +407,7 @@ def check_logits(
 def checkify_distribution(
     p: ArrayLike,
     *,
-    axis: int = -1,
+    axis: Axis = -1,
     where: ArrayLike | None = None,
     normalized: bool = True,
     atol: float | None = None,
@@ -433,7 +442,8 @@ def checkify_distribution(
 
     Args:
       p: the probabilities.
-      axis: the axis that holds the outcomes.
+      axis: the axis that holds the outcomes, or a tuple of axes that hold
+        them together (as one flattened axis).
       where: optional boolean mask of outcomes to include.
       normalized: require each row to sum to 1 within ``atol``.
       atol: a Python number (not traced); by default it depends on the dtype,
@@ -468,7 +478,7 @@ def checkify_distribution(
 def checkify_logits(
     logits: ArrayLike,
     *,
-    axis: int = -1,
+    axis: Axis = -1,
     where: ArrayLike | None = None,
     allow_empty_rows: bool = False,
 ) -> Array:
@@ -479,7 +489,8 @@ def checkify_logits(
 
     Args:
       logits: the logits.
-      axis: the axis that holds the classes.
+      axis: the axis that holds the classes, or a tuple of axes that hold
+        them together (as one flattened axis).
       where: optional boolean mask of classes to include.
       allow_empty_rows: accept rows in which every (included) class is ``-inf``.
 

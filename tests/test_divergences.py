@@ -331,6 +331,42 @@ def test_renyi_divergence_where_and_batching():
     )
 
 
+# ---------------------------------------------------------------- tuple axes
+
+
+def _merged(x, axes):
+    """``axes`` moved to the end in their order and flattened, in NumPy."""
+    x = np.moveaxis(np.asarray(x), axes, range(-len(axes), 0))
+    return x.reshape(*x.shape[: x.ndim - len(axes)], -1)
+
+
+TUPLE_AXIS_MEASURES = {
+    "js_divergence": (js_divergence, 2),
+    "renyi_entropy": (lambda p, **kw: renyi_entropy(p, 0.5, **kw), 1),
+    "renyi_divergence": (lambda p, q, **kw: renyi_divergence(p, q, 2.0, **kw), 2),
+}
+
+
+@pytest.mark.parametrize("name", TUPLE_AXIS_MEASURES)
+def test_tuple_axis_is_one_flattened_axis(name):
+    f, n_args = TUPLE_AXIS_MEASURES[name]
+    axes = (2, 0)
+    args = [jnp.asarray(_dists(20 + i, (3, 4, 5)), jnp.float32) for i in range(n_args)]
+    flat = [_merged(x, axes) for x in args]
+    np.testing.assert_allclose(f(*args, axis=axes), f(*flat), rtol=1e-6, atol=1e-7)
+    mask = np.random.default_rng(22).random((3, 4, 5)) < 0.7
+    want = f(*flat, where=_merged(mask, axes))
+    np.testing.assert_allclose(f(*args, axis=axes, where=mask), want, rtol=1e-6, atol=1e-7)
+    kept = f(*args, axis=axes, where=mask, keepdims=True)
+    assert kept.shape == (1, 4, 1)
+    np.testing.assert_allclose(kept[:, :, 0], want[None], rtol=1e-6, atol=1e-7)
+    # gradients flow back through the merge, finite at the zeros
+    grad = jax.grad(lambda x: f(x, *args[1:], axis=axes).sum())(args[0])
+    flat_grad = jax.grad(lambda x: f(x, *flat[1:]).sum())(jnp.asarray(flat[0]))
+    assert jnp.all(jnp.isfinite(grad))
+    np.testing.assert_allclose(_merged(grad, axes), flat_grad, rtol=1e-5, atol=1e-7)
+
+
 # ---------------------------------------------------------------- errors
 
 
@@ -372,6 +408,8 @@ def test_pair_shape_mismatch_and_bad_options():
         jaxinfo.js_divergence(p, p, where=jnp.ones(3))
     with pytest.raises(ValueError, match="axis 1 is out of range for p"):
         jaxinfo.renyi_entropy(p, 2.0, axis=1)
+    with pytest.raises(ValueError, match=r"axis \(0, -1\) names axis 0 of p"):
+        jaxinfo.js_divergence(p, p, axis=(0, -1))
     with pytest.raises(ValueError, match="base must be positive and not 1"):
         jaxinfo.renyi_divergence(p, p, 2.0, base=-2)
     with pytest.raises(TypeError, match="p must be real-valued"):

@@ -147,6 +147,29 @@ def test_integer_and_float_counts_axes_and_batching(estimator):
     assert float(by_int[2]) == 0.0 and not np.signbit(float(by_int[2]))  # one bin
 
 
+@pytest.mark.parametrize("estimator", ["plugin", "miller_madow", "chao_shen"])
+def test_tuple_axis_counts_the_bins_of_several_axes(estimator):
+    # a 2-D histogram per row: bins along axes (0, 2) of a (2, 7, 3) array
+    grid = jnp.asarray(COUNTS, dtype=jnp.int32).reshape(7, 2, 3).transpose(1, 0, 2)
+    got = entropy_from_counts(grid, axis=(0, 2), estimator=estimator)
+    np.testing.assert_allclose(got, entropy_from_counts(COUNTS, estimator=estimator), rtol=1e-6)
+    kept = entropy_from_counts(grid, axis=(0, 2), estimator=estimator, keepdims=True)
+    assert kept.shape == (1, 7, 1)
+    np.testing.assert_array_equal(kept[0, :, 0], got)
+
+
+def test_perplexity_takes_a_tuple_axis():
+    p = jnp.asarray(np.random.default_rng(1).dirichlet(np.ones(6), size=4), jnp.float32)
+    grid = p.reshape(4, 2, 3)
+    np.testing.assert_allclose(perplexity(grid, axis=(1, 2)), perplexity(p), rtol=1e-6)
+    mask = np.array([True, False, True, True, False, True])
+    np.testing.assert_allclose(
+        perplexity(grid, axis=(-2, -1), where=mask.reshape(2, 3), keepdims=True)[:, 0, 0],
+        perplexity(p, where=mask),
+        rtol=1e-6,
+    )
+
+
 def test_plugin_is_the_entropy_of_the_frequencies():
     c = jnp.array([[5, 3, 0, 2]])
     np.testing.assert_allclose(entropy_from_counts(c), entropy(c / 10), rtol=1e-6)

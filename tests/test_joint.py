@@ -82,6 +82,11 @@ def test_identities(x64):
     assert np.all(np.asarray(mi) <= np.minimum(hx, hy) + 1e-14)
 
 
+def test_joint_entropy_is_the_entropy_over_both_axes(x64):
+    pxy = np.random.default_rng(3).gamma(0.5, size=(4, 3, 5))
+    np.testing.assert_allclose(joint_entropy(pxy), entropy(pxy, axis=(-2, -1)), rtol=1e-14)
+
+
 def test_independent_variables_share_no_information(x64):
     rng = np.random.default_rng(2)
     px, py = rng.dirichlet(np.ones(5)), rng.dirichlet(np.ones(4))

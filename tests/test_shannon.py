@@ -2,6 +2,7 @@
 
 import functools
 import math
+import re
 
 import jax
 import jax.numpy as jnp
@@ -427,6 +428,128 @@ def test_works_on_sharded_arrays():
     p = jax.device_put(jnp.full((len(devices) * 2, 4), 0.25), spec)
     h = jax.jit(jaxinfo.entropy)(p)
     np.testing.assert_allclose(h, math.log(4), rtol=1e-6)
+
+
+# ----------------------------------------------------------------------------
+# Tuple axes: several axes that hold the outcomes together, as one flattened axis
+# ----------------------------------------------------------------------------
+
+TUPLE_AXES = [(2, 0), (-1, -2, 0)]  # out of order, and every axis
+
+
+def _merged(x, axes):
+    """The reference layout, in NumPy: ``axes`` moved to the end in their order, flattened."""
+    x = np.moveaxis(np.asarray(x), axes, range(-len(axes), 0))
+    return x.reshape(*x.shape[: x.ndim - len(axes)], -1)
+
+
+def _tuple_axis_case(rng, name, shape, axes):
+    """A measure's arguments on ``shape``, labels indexing the flattened classes of ``axes``."""
+    f, args = _all_measures(rng, shape)[name]
+    if name == "cross_entropy_from_labels":
+        rows = _merged(np.empty(shape), axes).shape
+        labels = jnp.asarray(rng.integers(-1, rows[-1], size=rows[:-1]), dtype=jnp.int32)
+        args = (labels, args[1])
+    return f, args
+
+
+@pytest.mark.parametrize("name", MEASURES)
+@pytest.mark.parametrize("axes", TUPLE_AXES, ids=str)
+def test_tuple_axis_is_one_flattened_axis(name, axes):
+    rng = np.random.default_rng(15)
+    shape = (3, 4, 5)
+    f, args = _tuple_axis_case(rng, name, shape, axes)
+    arrays = args[1:] if name == "cross_entropy_from_labels" else args
+    labels = args[:1] if name == "cross_entropy_from_labels" else ()
+    flat = [*labels, *(_merged(x, axes) for x in arrays)]
+    np.testing.assert_allclose(f(*args, axis=axes), f(*flat), rtol=1e-6, atol=1e-7)
+    # where: the mask is merged as the arrays are; a mask that broadcasts too
+    mask = rng.random(shape) < 0.7
+    want = f(*flat, where=_merged(mask, axes))
+    np.testing.assert_allclose(f(*args, axis=axes, where=mask), want, rtol=1e-6, atol=1e-7)
+    row_mask = mask[0]  # shape (4, 5): broadcast over the first axis
+    want = f(*flat, where=_merged(np.broadcast_to(row_mask, shape), axes))
+    np.testing.assert_allclose(f(*args, axis=axes, where=row_mask), want, rtol=1e-6, atol=1e-7)
+    if name != "cross_entropy_from_labels":  # it has no keepdims: the loss is shaped like labels
+        kept = f(*args, axis=axes, where=mask, keepdims=True)
+        reduced = sorted(a % len(shape) for a in axes)
+        assert kept.shape == tuple(1 if a in reduced else n for a, n in enumerate(shape))
+        np.testing.assert_array_equal(jnp.squeeze(kept, reduced), f(*args, axis=axes, where=mask))
+
+
+def test_tuple_axis_labels_index_the_classes_in_the_order_of_the_axes(x64):
+    rng = np.random.default_rng(16)
+    logits = rng.normal(size=(3, 4, 5))
+    # classes along axes 2 and 0 (in that order): class c is (c // 3, c % 3) there
+    labels = rng.integers(0, 15, size=4)
+    got = jaxinfo.cross_entropy_from_labels(labels, logits, axis=(2, 0))
+    log_q = scipy.special.log_softmax(logits, axis=(0, 2))
+    want = [-log_q[c % 3, i, c // 3] for i, c in enumerate(labels)]
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    # optax's integer-label loss takes a tuple axis the same way
+    optax = pytest.importorskip("optax")
+    ref = optax.losses.softmax_cross_entropy_with_integer_labels(logits, labels, axis=(2, 0))
+    np.testing.assert_allclose(got, ref, rtol=1e-12)
+
+
+def test_tuple_axis_entropy_of_an_image_matches_scipy(x64):
+    rng = np.random.default_rng(17)
+    image = rng.gamma(0.5, size=(2, 6, 7))  # a batch of two p(x, y), unnormalised
+    want = [scipy.stats.entropy(im.ravel(), base=2) for im in image]
+    np.testing.assert_allclose(jaxinfo.entropy(image, axis=(1, 2), base=2), want, rtol=1e-12)
+    # a one-axis tuple is that axis
+    np.testing.assert_array_equal(jaxinfo.entropy(image, axis=(1,)), jaxinfo.entropy(image, axis=1))
+
+
+@pytest.mark.parametrize("name", MEASURES)
+def test_tuple_axis_gradients_jit_and_vmap(name):
+    rng = np.random.default_rng(18)
+    axes = (2, 0)
+    f, args = _tuple_axis_case(rng, name, (3, 4, 5), axes)
+    k = 0 if name != "cross_entropy_from_labels" else 1  # the argument differentiated
+
+    def tuple_loss(x):
+        return f(*args[:k], x, *args[k + 1 :], axis=axes).sum()
+
+    def merged_loss(x):
+        moved = jnp.moveaxis(x, axes, (-2, -1))
+        flat = [moved.reshape(4, 15) if i == k else a for i, a in enumerate(args)]
+        if name != "cross_entropy_from_labels":
+            flat = [
+                a if i == k else jnp.moveaxis(a, axes, (-2, -1)).reshape(4, 15)
+                for i, a in enumerate(flat)
+            ]
+        return f(*flat).sum()
+
+    got = jax.jit(jax.grad(tuple_loss))(args[k])
+    assert jnp.all(jnp.isfinite(got))
+    np.testing.assert_allclose(got, jax.grad(merged_loss)(args[k]), rtol=1e-5, atol=1e-7)
+    # vmap over a leading batch: the axes are those of one element
+    batched = [jnp.stack([a, a]) for a in args]
+    mapped = jax.vmap(lambda *a: f(*a, axis=axes))(*batched)
+    np.testing.assert_allclose(mapped[1], f(*args, axis=axes), rtol=1e-6, atol=1e-7)
+
+
+def test_tuple_axis_errors():
+    p = jnp.full((2, 3, 4), 1 / 12)
+    with pytest.raises(ValueError, match=re.escape("axis (1, -2) names axis 1 of p")):
+        jaxinfo.entropy(p, axis=(1, -2))
+    with pytest.raises(ValueError, match=re.escape("axis=() names no axis")):
+        jaxinfo.kl_divergence(p, p, axis=())
+    with pytest.raises(ValueError, match="axis 3 is out of range for p with 3 dimension"):
+        jaxinfo.cross_entropy(p, p, axis=(1, 3))
+    with pytest.raises(TypeError, match=re.escape("got the list [1, 2]")):
+        jaxinfo.entropy(p, axis=[1, 2])
+    with pytest.raises(TypeError, match=re.escape("whose entry 2.0 is of type float")):
+        jaxinfo.entropy_from_logits(p, axis=(1, 2.0))
+    with pytest.raises(ValueError, match="with axis_name: classes split across devices"):
+        jaxinfo.entropy_from_logits(p, axis=(1, 2), axis_name="model")
+    with pytest.raises(ValueError, match=re.escape("labels should have shape (2,), got (2, 3)")):
+        jaxinfo.cross_entropy_from_labels(jnp.zeros((2, 3), jnp.int32), p, axis=(1, 2))
+    with pytest.raises(ValueError, match=re.escape("p.shape=(2, 3, 4), q.shape=(5,)")):
+        jaxinfo.kl_divergence(p, jnp.ones(5), axis=(1, 2))
+    with pytest.raises(ValueError, match=re.escape("where with shape (3,) does not broadcast")):
+        jaxinfo.entropy(p, axis=(1, 2), where=jnp.ones(3, bool))
 
 
 # ----------------------------------------------------------------------------

@@ -273,6 +273,44 @@ def test_where_excludes_entries_from_every_check():
         jaxinfo.check_distribution(p)
 
 
+def test_tuple_axis_checks_the_rows_of_several_axes():
+    p = _uniform((2, 3, 4)) / 3  # each (3, 4) slab along axes (1, 2) sums to 1
+    np.testing.assert_array_equal(jaxinfo.check_distribution(p, axis=(1, 2)), p)
+    p[1, 0, 0] += 0.5
+    _raises(
+        f"row (1,) of p sums to 1.5 along axis (-1, 1), expected 1 (atol=1e-05){SUM_HINT}",
+        jaxinfo.check_distribution,
+        p,
+        axis=(-1, 1),
+    )
+    # every axis: one distribution, named as p
+    _raises(
+        f"p sums to 0.5 along axis (0, 1), expected 1 (atol=1e-05){SUM_HINT}",
+        jaxinfo.check_distribution,
+        _uniform((2, 2)) / 4,
+        axis=(0, 1),
+    )
+    logits = np.zeros((2, 3, 4), np.float32)
+    logits[0] = -np.inf
+    _raises(
+        f"row (0,) of logits has no possible class along axis (1, 2) (every entry is -inf)"
+        f"{EMPTY_HINT}",
+        jaxinfo.check_logits,
+        logits,
+        axis=(1, 2),
+    )
+    where = np.ones((3, 4), bool)
+    jaxinfo.check_logits(logits, axis=(1, 2), where=where, allow_empty_rows=True)
+    err, _ = checkify.checkify(jax.jit(lambda x: jaxinfo.checkify_distribution(x, axis=(1, 2))))(
+        jnp.asarray(p)
+    )
+    assert err.get().startswith("row (1,) of p sums to 1.5 along axis (1, 2)")
+    err, _ = checkify.checkify(
+        jax.jit(lambda x: jaxinfo.checkify_logits(x, axis=(1, 2), allow_empty_rows=True))
+    )(jnp.asarray(logits))
+    assert err.get() is None
+
+
 # ----------------------------------------------------------------------------
 # check_distribution: static errors come from the shared helpers
 # ----------------------------------------------------------------------------
@@ -287,6 +325,10 @@ def test_type_and_axis_errors():
         jaxinfo.check_distribution(_uniform((2, 3)), axis=2)
     with pytest.raises(TypeError, match=re.escape("axis must be an int, got 0.5")):
         jaxinfo.check_distribution(_uniform((2, 3)), axis=0.5)
+    with pytest.raises(ValueError, match=re.escape("axis (1, -1) names axis 1 of p")):
+        jaxinfo.check_distribution(_uniform((2, 3)), axis=(1, -1))
+    with pytest.raises(ValueError, match=re.escape("axis=() names no axis")):
+        jaxinfo.check_logits(_uniform((2, 3)), axis=())
     with pytest.raises(ValueError, match="p must have at least one dimension"):
         jaxinfo.check_distribution(1.0)
     with pytest.raises(TypeError, match="where must be a boolean array, got dtype int32"):
