@@ -131,10 +131,11 @@ def linear_cross_entropy(
       ``w``.
 
     Raises:
-      ValueError: shapes that do not chain, a bad ``chunk_size``, or a
+      ValueError: shapes that do not chain, a ``chunk_size`` below 1, or a
         ``reduction`` other than ``"none"``, ``"sum"``, ``"mean"``.
-      TypeError: non-integer labels, complex or boolean ``x``/``w``, or a
-        forward-mode derivative (``jax.jvp`` and what builds on it).
+      TypeError: non-integer labels, complex or boolean ``x``/``w``, a
+        ``chunk_size`` that is not an int, or a forward-mode derivative
+        (``jax.jvp`` and what builds on it).
 
     Examples:
       >>> x = jnp.array([[1.0, 0.0], [0.0, 2.0]])
