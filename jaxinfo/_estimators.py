@@ -72,6 +72,13 @@ def perplexity(
     distribution over ``K`` outcomes, 1 for a certain one. It does not depend
     on the logarithm base, so there is no ``base`` option.
 
+    This is the perplexity of a distribution ``P``, not a language model's.
+    A model's perplexity on a text is the exponential of its mean loss per
+    real token, :math:`\exp(-\frac{1}{n}\sum_t \log q(y_t))`: take it from
+    the labels and logits with
+    ``jnp.exp(cross_entropy_from_labels(labels, logits, reduction="mean"))``
+    (padding, label ``-1``, excluded), as in the example below.
+
     Args:
       p: probabilities; normalised along ``axis``.
       axis: the axis that holds the outcomes, or a tuple of axes that hold
@@ -88,6 +95,16 @@ def perplexity(
       >>> import jax.numpy as jnp, jaxinfo
       >>> jaxinfo.perplexity(jnp.array([[0.25, 0.25, 0.25, 0.25], [1.0, 0.0, 0.0, 0.0]]))
       Array([4., 1.], dtype=float32)
+
+      A language model's perplexity, over the real tokens of a padded batch:
+      a model that puts probability 1/4 on each of the three real tokens
+      is as unsure as a uniform choice among 4.
+
+      >>> logits = jnp.log(jnp.array([[[0.25, 0.75], [0.75, 0.25], [0.5, 0.5]],
+      ...                             [[0.75, 0.25], [0.5, 0.5], [0.5, 0.5]]]))
+      >>> labels = jnp.array([[0, 1, -1], [1, -1, -1]])  # -1: padding
+      >>> jnp.exp(jaxinfo.cross_entropy_from_labels(labels, logits, reduction="mean"))
+      Array(4., dtype=float32)
     """
     return jnp.exp(entropy(p, axis=axis, where=where, keepdims=keepdims))
 

@@ -60,6 +60,7 @@ from jax import lax
 
 from jaxinfo._checks import Array, ArrayLike, AxisName, as_label_array, as_real_array, compute_dtype
 from jaxinfo._collectives import class_offset, combine_log_partitions, match_varying, num_classes
+from jaxinfo._reduction import Reduction, check_reduction, reduce_positions
 from jaxinfo._softmax import lse_init, lse_update
 
 # A block of float32 logits of about this many bytes by default: large enough
@@ -77,6 +78,7 @@ def linear_cross_entropy(
     *,
     chunk_size: int | None = None,
     axis_name: AxisName | None = None,
+    reduction: Reduction = "none",
 ) -> Array:
     r"""Cross-entropy of ``softmax(x @ w)`` against integer labels, never forming ``x @ w``.
 
@@ -87,6 +89,13 @@ def linear_cross_entropy(
     logits are computed one block of ``chunk_size`` classes at a time, in
     the forward pass and again in the backward pass (a ``custom_vjp``), so
     the memory stays O(N·(D + chunk_size)) for any vocabulary size V.
+
+    Reverse mode only: ``jax.grad``, ``jax.vjp``, ``jax.value_and_grad`` and
+    ``jax.jacrev`` work; forward mode (``jax.jvp``, ``jax.jacfwd``,
+    ``jax.linearize``, ``jax.hessian``) raises a ``TypeError``. Where you
+    need it, differentiate the materialised loss
+    ``cross_entropy_from_labels(labels, x @ w)`` instead, at the price of the
+    (N, V) logits.
 
     Args:
       x: hidden states, shape ``(..., D)``.
@@ -104,12 +113,28 @@ def linear_cross_entropy(
         contiguous blocks. Each device passes its block ``w`` (D, V / k) and
         the full ``x`` and global ``labels`` of its positions, and gets the
         loss over all V classes. ``None``: the whole vocabulary is local.
+      reduction: ``"none"`` for the per-position loss; ``"sum"`` for its sum;
+        ``"mean"`` for its mean over the positions whose label is ``>= 0``
+        (padding excluded), with the gradient of exactly that, and 0 (with a
+        zero gradient) when no label is ``>= 0``; as for
+        :func:`cross_entropy_from_labels`. With ``axis_name`` the
+        per-position loss is the same on every device of that axis, so the
+        reduction is over this device's positions only, and equal on every
+        device of the axis.
 
     Returns:
-      The per-position loss in nats, shaped like ``labels``: float32 for
-      bfloat16/float16 inputs (the products run in the input dtype and
-      accumulate in float32), float64 for float64. Gradients come back in
-      the dtypes of ``x`` and ``w``.
+      For ``reduction="none"``, the per-position loss in nats, shaped like
+      ``labels``; otherwise a scalar. Float32 for bfloat16/float16 inputs
+      (the products run in the input dtype and accumulate in float32),
+      float64 for float64. Gradients come back in the dtypes of ``x`` and
+      ``w``.
+
+    Raises:
+      ValueError: shapes that do not chain, a ``chunk_size`` below 1, or a
+        ``reduction`` other than ``"none"``, ``"sum"``, ``"mean"``.
+      TypeError: non-integer labels, complex or boolean ``x``/``w``, a
+        ``chunk_size`` that is not an int, or a forward-mode derivative
+        (``jax.jvp`` and what builds on it).
 
     Examples:
       >>> x = jnp.array([[1.0, 0.0], [0.0, 2.0]])
@@ -119,14 +144,22 @@ def linear_cross_entropy(
       >>> jaxinfo.cross_entropy_from_labels(jnp.array([1, -1]), x @ w)
       Array([0.55144465, 0.        ], dtype=float32)
 
+      The mean over the real tokens (one here; the other is padding):
+
+      >>> jaxinfo.linear_cross_entropy(x, w, jnp.array([1, -1]), reduction="mean")
+      Array(0.55144465, dtype=float32)
+
     References:
       Wijmans et al., "Cut Your Losses in Large-Vocabulary Language Models"
       (Cut Cross-Entropy), 2024; Milakov & Gimelshein, "Online normalizer
       calculation for softmax", 2018.
     """
+    check_reduction(reduction)
     x = as_real_array(x, "x")
     w = as_real_array(w, "w")
     labels = as_label_array(labels)
+    if _forward_mode(x) or _forward_mode(w):
+        raise TypeError(_FORWARD_MODE_ERROR)
     if x.ndim == 0:
         raise ValueError("x must have at least one dimension (the features D), got a scalar.")
     if w.ndim != 2:
@@ -156,7 +189,43 @@ def linear_cross_entropy(
     # transpose is a psum); labels need no cotangent and keep their type.
     x, w = match_varying(x, w)
     loss = _loss(x, w, labels.reshape(n), chunk, axis_name)
-    return loss.reshape(batch_shape)
+    return reduce_positions(loss.reshape(batch_shape), labels >= 0, reduction)
+
+
+_FORWARD_MODE_ERROR = (
+    "linear_cross_entropy supports reverse-mode differentiation only (jax.grad, "
+    "jax.vjp, jax.jacrev): its derivative is a custom_vjp that recomputes the "
+    "logits block by block. Forward mode (jax.jvp, jax.jacfwd, jax.linearize, "
+    "jax.hessian) needs the materialised loss: differentiate "
+    "jaxinfo.cross_entropy_from_labels(labels, x @ w) instead, at the price of "
+    "the (N, V) logits."
+)
+
+
+def _forward_mode(a: Array) -> bool:
+    """Whether ``a`` carries a tangent of ``jax.jvp`` (or of what builds on it).
+
+    JAX's own error for forward mode through a ``custom_vjp`` names neither
+    the function nor a way out, and under ``jit`` it comes only when the
+    program is lowered. So the tracers that wrap ``a`` (``vmap``'s, ``jit``'s,
+    reverse mode's around ``jax.jvp``'s in ``jax.hessian``) are unwrapped in
+    search of a forward-mode one. Tracer types are internal to JAX: should
+    they change, nothing is found, and JAX's own error stands. A tangent
+    that is a partial-evaluation tracer is reverse mode by the older route
+    (``jax_use_direct_linearize=False``), and is let through.
+    """
+    try:
+        from jax._src.interpreters import ad, partial_eval
+    except ImportError:  # pragma: no cover - a JAX that moved its internals
+        return False
+    for _ in range(64):  # a bound on nested transformations, against a cycle
+        if not isinstance(a, jax.core.Tracer):
+            return False
+        if isinstance(a, ad.JVPTracer):
+            return not isinstance(a.tangent, partial_eval.JaxprTracer)
+        inner = getattr(a, "primal", None)
+        a = inner if inner is not None else getattr(a, "val", None)
+    return False
 
 
 def _chunk_size(chunk_size: object, n: int, vocab: int) -> int:

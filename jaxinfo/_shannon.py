@@ -31,6 +31,7 @@ from jaxinfo._checks import (
     tuple_axis,
 )
 from jaxinfo._collectives import class_ids, class_sum, num_classes
+from jaxinfo._reduction import Reduction, check_reduction, reduce_positions
 from jaxinfo._softmax import (
     label_nll,
     shift_logits,
@@ -392,6 +393,7 @@ def cross_entropy_from_labels(
     base: ArrayLike | None = None,
     label_smoothing: ArrayLike = 0.0,
     axis_name: AxisName | None = None,
+    reduction: Reduction = "none",
 ) -> Array:
     r"""Cross-entropy of ``softmax(logits)`` against integer class labels.
 
@@ -421,17 +423,49 @@ def cross_entropy_from_labels(
         result over all classes (partial maxima and sums are combined with
         ``lax.pmax`` / ``lax.psum``). Labels stay global class ids.
         ``None``: every class is local.
+      reduction: ``"none"`` for the per-position loss; ``"sum"`` for its sum;
+        ``"mean"`` for its mean over the positions whose label is ``>= 0``,
+
+        .. math::
+           \bar\ell = \frac{\sum_i [y_i \ge 0]\, \ell_i}{\sum_i [y_i \ge 0]},
+
+        with the gradient of exactly that, and 0 (with a zero gradient) for a
+        batch with no such position. Padding does not dilute it, as it does
+        ``loss.mean()``. Every axis of ``labels`` is reduced, on each device
+        alone: with ``axis_name`` the per-position loss is already the same on
+        every device of that axis; positions split across devices (data
+        parallelism) are for the caller to combine (``lax.psum`` both the
+        ``"sum"`` and the count ``(labels >= 0).sum()``, then divide).
 
     Returns:
-      The per-position loss, shaped like ``labels``.
+      For ``reduction="none"``, the per-position loss, shaped like
+      ``labels``; otherwise a scalar (NaN if a label is out of range, ``inf``
+      if one sits on an excluded class).
+
+    Raises:
+      ValueError: ``reduction`` is not one of ``"none"``, ``"sum"``,
+        ``"mean"``; or ``labels`` does not have the shape of ``logits``
+        without ``axis``.
 
     Examples:
       >>> import jax.numpy as jnp, jaxinfo
       >>> logits = jnp.log(jnp.array([[0.99, 0.01], [0.5, 0.5]]))
       >>> jaxinfo.cross_entropy_from_labels(jnp.array([1, -1]), logits, base=2)
       Array([6.6439, 0. ], dtype=float32)
+
+      An untrained model, uniform over 1000 tokens, loses ``log 1000 = 6.91``
+      nats on each of the 4 real tokens of a padded batch; ``.mean()`` counts
+      the 4 pads as well, as perfect predictions, and halves it:
+
+      >>> logits = jnp.zeros((2, 4, 1000))
+      >>> labels = jnp.array([[5, 9, 2, -1], [7, -1, -1, -1]])  # -1: padding
+      >>> jaxinfo.cross_entropy_from_labels(labels, logits).mean()  # wrong
+      Array(3.4539, dtype=float32)
+      >>> jaxinfo.cross_entropy_from_labels(labels, logits, reduction="mean")
+      Array(6.9078, dtype=float32)
     """
     check_base(base)
+    check_reduction(reduction)
     labels = as_label_array(labels)
     logits = as_float_array(logits, "logits")
     axis = canonical_axis(axis, logits.ndim, "logits")
@@ -467,7 +501,7 @@ def cross_entropy_from_labels(
         loss = jnp.where(sh.nonempty, loss, jnp.zeros_like(loss))
     loss = jnp.where(y >= n_classes, jnp.full_like(loss, jnp.nan), loss)
     loss = jnp.where(y < 0, jnp.zeros_like(loss), loss)
-    return finish(loss, axis, False, base)
+    return reduce_positions(finish(loss, axis, False, base), labels >= 0, reduction)
 
 
 def _smoothed_target_sum(logits, sh, is_label, s_y, eps, axis, axis_name):

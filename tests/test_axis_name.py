@@ -142,3 +142,30 @@ def test_without_axis_name_no_collective_is_traced(f):
     jaxpr = str(jax.make_jaxpr(jax.value_and_grad(lambda a: jnp.sum(f(a))))(_logits()))
     for name in ("psum", "pmax", "axis_index", "pcast", "pvary"):
         assert name not in jaxpr
+
+
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_reduction_is_over_positions_only(reduction):
+    # The per-position loss is the same on every block of classes, so the
+    # reduction (over positions) is too, and equals the unsplit one.
+    rng = np.random.default_rng(5)
+    x = jnp.asarray(rng.normal(size=(N, 3)), jnp.float32)
+    w = jnp.asarray(rng.normal(size=(3, V)), jnp.float32)
+    labels = jnp.array([-1, 0, 7, -1, 13, V - 1])
+
+    def f(w_block, axis_name):
+        linear = jaxinfo.linear_cross_entropy(
+            x, w_block, labels, chunk_size=2, axis_name=axis_name, reduction=reduction
+        )
+        logits = jaxinfo.cross_entropy_from_labels(
+            labels, x @ w_block, axis_name=axis_name, reduction=reduction
+        )
+        return jnp.stack([linear, logits])
+
+    mapped = jax.jit(jax.vmap(lambda w: f(w, "k"), in_axes=1, axis_name="k"))
+    got = mapped(w.reshape(3, K, -1))
+    ref = f(w, None)
+    np.testing.assert_allclose(got, jnp.broadcast_to(ref, (K, 2)), rtol=1e-6)
+    g = jax.jit(jax.grad(lambda w: mapped(w.reshape(3, K, -1))[0].sum()))(w)
+    r = jax.grad(lambda w: f(w, None).sum())(w)
+    np.testing.assert_allclose(g, r, rtol=1e-5, atol=1e-6)

@@ -2,6 +2,7 @@
 
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -427,3 +428,93 @@ def test_cli_without_matplotlib_says_how_to_install(monkeypatch, tmp_path):
         "jaxinfo-demo: error: --plot needs matplotlib; install it with pip install 'jaxinfo[plot]'"
     )
     assert not (tmp_path / "fit.png").exists()
+
+
+# ----------------------------------------------------------------------------
+# What the summary prints near zero, the per-optimizer learning rate, "--p -1,2"
+# ----------------------------------------------------------------------------
+
+
+def _summary(out, label):
+    return next(x for x in out.splitlines() if x.startswith(f"{label}: after"))
+
+
+def test_cli_summary_bounds_a_kl_below_resolution_never_negative(capsys):
+    # The article's P converges to a KL at float32 rounding, which may come
+    # out negative: the summary gives the bound, not the signed rounding.
+    assert demo.main(["--p", "0.99,0.01"]) == 0
+    summary = _summary(capsys.readouterr().out, "given P")
+    assert "KL < 1.8e-07 bits (the float32 resolution" in summary
+    assert "KL = -" not in summary and "e-08" not in summary.split("max|Q-P|")[0]
+
+
+def test_cli_a_certain_outcome_prints_no_negative_zero(capsys):
+    assert demo.main(["--p", "0,1", "--steps", "300"]) == 0
+    out = capsys.readouterr().out
+    assert "-0.0" not in out
+    assert "H(P) = 0.00000000 bits" in _summary(out, "given P")
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [(-0.0, "0.00000000"), (-1e-9, "0.00000000"), (-1e-8, "0.00000000"), (0.5, "0.50000000")],
+)
+def test_entropies_round_to_zero_at_their_floor(value, expected):
+    assert demo._cli._fmt_h(value, 0.0, None) == expected
+
+
+def test_entropies_far_below_zero_show_as_they_are():
+    # a fault, not rounding: shown, not hidden
+    assert demo._cli._fmt_h(-1e-3, 0.0, None) == "-0.00100000"
+
+
+def test_cli_optimizer_gets_its_listed_learning_rate(capsys):
+    assert demo.main(["--optimizer", "sgd", "--p", "0.99,0.01", "--steps", "200"]) == 0
+    out = capsys.readouterr().out
+    assert "optimizer: sgd, learning rate 10 decaying" in out
+    assert "KL < " in _summary(out, "given P")  # converged at the help's learning rate
+    assert demo.main(["--optimizer", "radam", "--p", "0.5,0.5", "--steps", "2"]) == 0
+    assert "optimizer: radam, learning rate 3 " in capsys.readouterr().out
+    assert demo.main(["--p", "0.5,0.5", "--steps", "2", "--learning-rate", "0.5"]) == 0
+    assert "optimizer: adam, learning rate 0.5 " in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--p", "-1,2"], "argument --p: probabilities must be non-negative, got '-1,2'"),
+        (["--p", "-.5,1.5"], "argument --p: probabilities must be non-negative, got '-.5,1.5'"),
+        (["--steps", "3", "--p", "-1,2"], "probabilities must be non-negative"),
+    ],
+)
+def test_cli_dashed_p_reaches_the_probability_check(args, message, capsys):
+    with pytest.raises(SystemExit) as excinfo:
+        demo.main(args)
+    assert excinfo.value.code == 2
+    errors = [x for x in capsys.readouterr().err.splitlines() if "error:" in x]
+    assert len(errors) == 1 and message in errors[0]
+
+
+def test_cli_negative_zero_probability_is_zero(capsys):
+    assert demo.main(["--p", "-0,1", "--steps", "2"]) == 0
+    assert "P = (0, 1)" in capsys.readouterr().out
+
+
+def test_readme_excerpt_matches_the_output(capsys):
+    # The digits past float32 rounding vary with the machine; the lines'
+    # layout, the first rows and the summary's wording may not.
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("```text\narticle P:") + len("```text\n")
+    excerpt = readme[start : readme.index("```", start)].splitlines()
+    assert demo.main([]) == 0
+    out = capsys.readouterr().out.splitlines()
+    first = out.index(excerpt[0])
+    assert out[first : first + 4] == excerpt[:4]  # title, header, step 0, step 50
+
+    def layout(line):
+        return re.sub(r"\d", "#", line)
+
+    rows = [x for x in excerpt if x.strip() != "..."]
+    for line in rows[4:-1]:
+        assert layout(line) in {layout(x) for x in out[first : first + 13]}, line
+    assert layout(rows[-1]) == layout(_summary("\n".join(out), "article P"))

@@ -74,6 +74,24 @@ def test_perplexity_is_exp_entropy_with_masks_and_axes(x64):
     assert np.all(np.isfinite(np.asarray(g)))
 
 
+def test_language_model_perplexity_recipe_of_the_docstring(x64):
+    # exp of the mean loss over real tokens: the geometric mean of 1 / q(y_t)
+    rng = np.random.default_rng(1)
+    logits = rng.normal(size=(3, 6, 11)) * 2
+    labels = rng.integers(0, 11, size=(3, 6))
+    labels[0, 4:] = labels[2, 1:] = -1  # padding
+    recipe = jnp.exp(
+        jaxinfo.cross_entropy_from_labels(
+            jnp.asarray(labels), jnp.asarray(logits), reduction="mean"
+        )
+    )
+    log_q = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    real = labels >= 0
+    q_y = np.exp(np.take_along_axis(log_q, np.where(real, labels, 0)[..., None], -1)[..., 0])
+    np.testing.assert_allclose(recipe, np.prod(1 / q_y[real]) ** (1 / real.sum()), rtol=1e-12)
+    assert 'reduction="mean"' in jaxinfo.perplexity.__doc__
+
+
 # ---------------------------------------------------------------- entropy from counts
 
 

@@ -389,3 +389,118 @@ def test_default_chunk_size():
     assert _linear._chunk_size(None, 10**7, 262144) == 128
     assert _linear._chunk_size(None, 4, 1000) == 1000
     assert _linear._chunk_size(None, 0, 50) == 50
+
+
+# ----------------------------------------------------------------------------
+# reduction over the real positions
+# ----------------------------------------------------------------------------
+
+
+def _padded(n=10, v=40, seed=3):
+    x, w, labels = _problem(n=n, v=v, seed=seed)
+    labels[[1, 4, 5]] = -1
+    return jnp.asarray(x, jnp.float32), jnp.asarray(w, jnp.float32), labels
+
+
+def test_reduction_matches_float64_reference():
+    x, w, labels = _padded()
+    real = labels >= 0
+    loss_ref, dx_ref, dw_ref = _reference(np.float32(x), np.float32(w), labels, real / real.sum())
+    f = functools.partial(jaxinfo.linear_cross_entropy, chunk_size=16)
+    y = jnp.asarray(labels)
+    np.testing.assert_allclose(f(x, w, y, reduction="sum"), loss_ref.sum(), rtol=1e-6)
+    mean, (dx, dw) = jax.jit(
+        jax.value_and_grad(lambda x, w: f(x, w, y, reduction="mean"), argnums=(0, 1))
+    )(x, w)
+    np.testing.assert_allclose(mean, loss_ref[real].mean(), rtol=1e-6)
+    assert _rel(dx, dx_ref) < 1e-5 and _rel(dw, dw_ref) < 1e-5
+
+
+def test_reduction_mean_gradient_is_that_of_the_masked_mean():
+    x, w, labels = _padded(seed=4)
+    y = jnp.asarray(labels)
+    f = functools.partial(jaxinfo.linear_cross_entropy, chunk_size=16)
+    got = jax.grad(lambda x, w: f(x, w, y, reduction="mean"), argnums=(0, 1))(x, w)
+    count = (y >= 0).sum().astype(jnp.float32)
+    want = jax.grad(lambda x, w: f(x, w, y).sum() / count, argnums=(0, 1))(x, w)
+    for g, r in zip(got, want, strict=True):
+        np.testing.assert_allclose(g, r, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_reduction_of_an_all_padding_batch_is_zero(reduction):
+    x, w, _ = _padded()
+    y = jnp.full((10,), -1)
+    f = functools.partial(jaxinfo.linear_cross_entropy, chunk_size=16, reduction=reduction)
+    value, (dx, dw) = jax.value_and_grad(lambda x, w: f(x, w, y), argnums=(0, 1))(x, w)
+    assert value == 0.0 and value.shape == ()
+    assert np.all(np.asarray(dx) == 0.0) and np.all(np.asarray(dw) == 0.0)
+    # and an empty batch
+    empty = f(jnp.ones((0, 16)), w, jnp.zeros((0,), jnp.int32))
+    assert empty == 0.0
+
+
+def test_reduction_under_vmap_and_jit():
+    x, w, labels = _padded(n=12, seed=5)
+    labels[6:11] = -1  # the second sequence has one real token
+    x, y = x.reshape(3, 4, -1), jnp.asarray(labels).reshape(3, 4)
+    f = functools.partial(jaxinfo.linear_cross_entropy, chunk_size=16, reduction="mean")
+    per_sequence = jax.jit(jax.vmap(f, (0, None, 0)))(x, w, y)
+    np.testing.assert_allclose(per_sequence, [f(x[i], w, y[i]) for i in range(3)], rtol=1e-6)
+    per_position = jaxinfo.linear_cross_entropy(x, w, y, chunk_size=16)
+    np.testing.assert_allclose(per_sequence[1], per_position[1, 0], rtol=1e-6)
+    np.testing.assert_allclose(jax.jit(f)(x, w, y), f(x, w, y), rtol=1e-6)
+
+
+@pytest.mark.parametrize("reduction", ["avg", None])
+def test_error_reduction(reduction):
+    with pytest.raises(ValueError, match=r"reduction must be one of 'none', 'sum', 'mean'"):
+        jaxinfo.linear_cross_entropy(
+            jnp.ones((2, 3)), jnp.ones((3, 4)), jnp.zeros(2, jnp.int32), reduction=reduction
+        )
+
+
+# ----------------------------------------------------------------------------
+# reverse mode only
+# ----------------------------------------------------------------------------
+
+_SMALL = (jnp.ones((4, 3)), jnp.ones((3, 5)) * jnp.arange(5.0), jnp.array([0, 1, -1, 4]))
+
+
+def _sum_of_loss(x, w=_SMALL[1]):
+    return jaxinfo.linear_cross_entropy(x, w, _SMALL[2], chunk_size=2).sum()
+
+
+@pytest.mark.parametrize(
+    "forward_mode",
+    [
+        lambda x: jax.jvp(_sum_of_loss, (x,), (x,)),
+        jax.jit(lambda x: jax.jvp(_sum_of_loss, (x,), (x,))),
+        lambda x: jax.jvp(lambda w: _sum_of_loss(x, w), (_SMALL[1],), (_SMALL[1],)),
+        jax.jacfwd(_sum_of_loss),
+        jax.hessian(_sum_of_loss),
+        jax.vmap(lambda x: jax.jvp(_sum_of_loss, (x,), (x,)), in_axes=None, axis_size=2),
+    ],
+    ids=["jvp", "jit-jvp", "jvp-w", "jacfwd", "hessian", "vmap-jvp"],
+)
+def test_forward_mode_raises_an_error_naming_the_function_and_the_alternative(forward_mode):
+    with pytest.raises(TypeError, match=r"linear_cross_entropy supports reverse-mode") as e:
+        forward_mode(_SMALL[0])
+    assert "cross_entropy_from_labels(labels, x @ w)" in str(e.value)
+
+
+def test_reverse_mode_still_works_beside_the_forward_mode_check():
+    x, w, y = _SMALL
+
+    def materialised(x):
+        return jaxinfo.cross_entropy_from_labels(y, x @ w).sum()
+
+    want = jax.grad(materialised)(x)
+    close = functools.partial(np.testing.assert_allclose, rtol=1e-5, atol=1e-5)
+    close(jax.grad(_sum_of_loss)(x), want)
+    close(jax.jit(jax.jacrev(_sum_of_loss))(x), want)
+    (_, pullback) = jax.vjp(_sum_of_loss, x)
+    close(pullback(jnp.float32(1.0))[0], want)
+    # forward mode on the materialised loss is the documented way out
+    _, tangent = jax.jvp(materialised, (x,), (x,))
+    close(tangent, jnp.sum(want * x))

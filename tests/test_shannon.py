@@ -750,3 +750,92 @@ def test_float64_under_x64(x64):
     h = jaxinfo.entropy(p, base=2)
     assert h.dtype == jnp.float64
     assert float(h) == pytest.approx(0.08079313589591118, rel=1e-15)
+
+
+# ----------------------------------------------------------------------------
+# reduction: the loss over the positions whose label is >= 0
+# ----------------------------------------------------------------------------
+
+_PADDED_LABELS = np.array([[3, 0, 6, -1, -1], [2, -1, -1, -1, -1], [5, 1, 4, 6, 0]])
+
+
+def _padded_problem(seed=0):
+    rng = np.random.default_rng(seed)
+    return jnp.asarray(_PADDED_LABELS), jnp.asarray(rng.normal(size=(3, 5, 7)) * 2)
+
+
+@pytest.mark.parametrize("base", [None, 2])
+def test_labels_reduction_matches_numpy_with_padding(x64, base):
+    labels, logits = _padded_problem()
+    log_q = scipy.special.log_softmax(np.asarray(logits), axis=-1)
+    real = _PADDED_LABELS >= 0
+    nll = -np.take_along_axis(log_q, np.where(real, _PADDED_LABELS, 0)[..., None], -1)[..., 0]
+    nll = np.where(real, nll, 0.0) / _log(base)
+    ce = functools.partial(jaxinfo.cross_entropy_from_labels, labels, logits, base=base)
+    np.testing.assert_allclose(ce(), nll, rtol=1e-13)
+    np.testing.assert_allclose(ce(reduction="none"), nll, rtol=1e-13)
+    np.testing.assert_allclose(ce(reduction="sum"), nll.sum(), rtol=1e-13)
+    np.testing.assert_allclose(ce(reduction="mean"), nll[real].mean(), rtol=1e-13)
+    # the padding would dilute a plain mean: 9 real positions of 15
+    assert float(ce(reduction="mean")) > 1.5 * float(ce().mean())
+
+
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
+def test_labels_mean_gradient_is_that_of_the_masked_mean(label_smoothing):
+    labels, logits = _padded_problem(1)
+    logits = logits.astype(jnp.float32)
+    ce = functools.partial(jaxinfo.cross_entropy_from_labels, label_smoothing=label_smoothing)
+
+    def by_hand(a):
+        return ce(labels, a).sum() / (labels >= 0).sum().astype(a.dtype)
+
+    got = jax.grad(lambda a: ce(labels, a, reduction="mean"))(logits)
+    np.testing.assert_allclose(got, jax.grad(by_hand)(logits), rtol=1e-6, atol=1e-7)
+    got = jax.grad(lambda a: ce(labels, a, reduction="sum"))(logits)
+    np.testing.assert_allclose(got, jax.grad(lambda a: ce(labels, a).sum())(logits), rtol=1e-6)
+    assert np.all(np.asarray(got)[np.asarray(labels) < 0] == 0)
+
+
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_labels_reduction_of_an_all_padding_batch_is_zero(reduction, label_smoothing):
+    labels = jnp.full((3, 5), -1)
+    logits = jnp.asarray(_padded_problem()[1], jnp.float32).at[0, 0].set(-jnp.inf)
+
+    def f(a):
+        return jaxinfo.cross_entropy_from_labels(
+            labels, a, reduction=reduction, label_smoothing=label_smoothing
+        )
+
+    value, grad = jax.value_and_grad(f)(logits)
+    assert value == 0.0 and value.shape == ()
+    assert np.all(np.asarray(grad) == 0.0)
+
+
+def test_labels_reduction_under_jit_and_vmap():
+    labels, logits = _padded_problem(2)
+    logits = logits.astype(jnp.float32)
+    mean = functools.partial(jaxinfo.cross_entropy_from_labels, reduction="mean")
+    np.testing.assert_allclose(jax.jit(mean)(labels, logits), mean(labels, logits), rtol=1e-6)
+    # vmap over the sequences: each one's mean over its own real tokens
+    per_sequence = jax.vmap(mean)(labels, logits)
+    loop = [mean(labels[i], logits[i]) for i in range(3)]
+    np.testing.assert_allclose(per_sequence, loop, rtol=1e-6)
+    per_position = jaxinfo.cross_entropy_from_labels(labels, logits)
+    np.testing.assert_allclose(per_sequence[1], per_position[1, 0], rtol=1e-6)  # one real token
+
+
+def test_labels_reduction_keeps_nan_and_inf_of_real_positions():
+    logits = jnp.zeros((2, 4))
+    out_of_range = jnp.array([1, 4])
+    assert np.isnan(jaxinfo.cross_entropy_from_labels(out_of_range, logits, reduction="mean"))
+    excluded = jnp.array([1, -1])
+    where = jnp.array([True, False, True, True])
+    got = jaxinfo.cross_entropy_from_labels(excluded, logits, where=where, reduction="sum")
+    assert got == np.inf
+
+
+@pytest.mark.parametrize("reduction", ["avg", "Mean", None, 0])
+def test_labels_reduction_error(reduction):
+    with pytest.raises(ValueError, match=r"reduction must be one of 'none', 'sum', 'mean'"):
+        jaxinfo.cross_entropy_from_labels(jnp.array([0]), jnp.zeros((1, 2)), reduction=reduction)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
+import sys
 from collections.abc import Sequence
 
 import jax.numpy as jnp
@@ -84,6 +86,7 @@ def _distribution(text: str) -> tuple[float, ...]:
         ) from None
     if len(values) < 2:
         raise argparse.ArgumentTypeError(f"a distribution needs at least 2 outcomes, got {text!r}")
+    values = tuple(0.0 if v == 0 else v for v in values)  # "-0" is 0, not -0.0
     if not all(math.isfinite(v) for v in values):
         raise argparse.ArgumentTypeError(f"probabilities must be finite, got {text!r}")
     if any(v < 0 for v in values):
@@ -142,9 +145,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--learning-rate",
         type=_learning_rate,
-        default=0.1,
         metavar="LR",
-        help="initial learning rate (default 0.1)",
+        help="initial learning rate (default: the optimizer's, listed below; 0.1 for adam)",
     )
     parser.add_argument(
         "--optimizer",
@@ -213,10 +215,41 @@ def _fmt_p(values) -> str:
 
 
 def _fmt_kl(kl_nats: float, entropy_nats: float, base: float | None) -> str:
-    """A KL value for the table; values below float32 resolution show as ``<res``."""
+    """A KL value for the table; values below float32 resolution show as ``<res``.
+
+    A KL is never negative; a computed one below the resolution, negative or
+    not, is rounding, so it shows as the bound it is known to lie under.
+    """
     resolution = _to_unit(_float32_resolution(entropy_nats), base)
     kl = _to_unit(kl_nats, base)
     return f"<{resolution:.1e}" if kl < resolution else f"{kl:.3e}"
+
+
+def _fmt_h(value_nats: float, entropy_nats: float, base: float | None) -> str:
+    """An entropy or cross-entropy for the tables, ``0.00000000`` at its floor.
+
+    Both are never negative: a computed value below 0 by less than the float32
+    resolution (rounding, or a negative zero) shows as 0, never as
+    ``-0.00000000``. A value further below 0 would be a fault, and shows as it is.
+    """
+    value = float(_to_unit(value_nats, base))
+    resolution = float(_to_unit(_float32_resolution(entropy_nats), base))
+    if -resolution < value <= 0:
+        value = 0.0  # also turns -0.0 into 0.0
+    return f"{value:.8f}"
+
+
+def _kl_summary(kl_nats: float, entropy_nats: float, base: float | None, name: str = "KL") -> str:
+    """``KL = 3.9e-03 bits``, or its bound ``KL < 1.8e-07 bits`` below the float32 resolution."""
+    unit = _unit_name(base)
+    resolution = _to_unit(_float32_resolution(entropy_nats), base)
+    kl = _to_unit(kl_nats, base)
+    if kl < resolution:
+        return (
+            f"{name} < {resolution:.1e} {unit} (the float32 resolution: "
+            "H(P,Q) = H(P) to working precision)"
+        )
+    return f"{name} = {kl:.2e} {unit}"
 
 
 def _fit_one_target(label, p, optimizer, steps, base, out) -> _Trace:
@@ -226,23 +259,18 @@ def _fit_one_target(label, p, optimizer, steps, base, out) -> _Trace:
 
     def on_rows(step, ce, kl, h):
         kl = _fmt_kl(kl[0], h[0], base)
-        out(f"{step:>6}  {_to_unit(ce[0], base):>12.8f}  {_to_unit(h[0], base):>12.8f}  {kl:>10}")
+        out(f"{step:>6}  {_fmt_h(ce[0], h[0], base):>12}  {_fmt_h(h[0], h[0], base):>12}  {kl:>10}")
 
     p = jnp.asarray(p, jnp.float32)
     trace = _run_fit(p[None], optimizer, steps, on_rows)
-    ce = _to_unit(trace.cross_entropy[0, -1], base)
-    h = _to_unit(trace.entropy[0], base)
-    kl = _to_unit(trace.kl_divergence[0, -1], base)
-    resolution = _to_unit(_float32_resolution(trace.entropy[0]), base)
-    note = (
-        f" (below the float32 resolution of {resolution:.1e}: H(P,Q) = H(P) to working precision)"
-        if kl < resolution
-        else ""
-    )
+    h_nats = trace.entropy[0]
+    ce = _fmt_h(trace.cross_entropy[0, -1], h_nats, base)
+    h = _fmt_h(h_nats, h_nats, base)
+    kl = _kl_summary(trace.kl_divergence[0, -1], h_nats, base)
     gap = np.abs(trace.q[0] - np.asarray(p / p.sum())).max()
     out(
-        f"{label}: after {steps} steps H(P,Q) = {ce:.8f} vs H(P) = {h:.8f} {unit}, "
-        f"KL = {kl:.1e} {unit}{note}, max|Q-P| = {gap:.1e}"
+        f"{label}: after {steps} steps H(P,Q) = {ce} vs H(P) = {h} {unit}, {kl}, "
+        f"max|Q-P| = {gap:.1e}"
     )
     out("")
     return trace._replace(label=label)
@@ -261,26 +289,51 @@ def _fit_batch(args, optimizer, k, out) -> _Trace:
         median = _fmt_kl(np.median(kl), h.max(), base)
         worst = _fmt_kl(kl.max(), h.max(), base)
         out(
-            f"{step:>6}  {_to_unit(ce.mean(), base):>12.8f}  {_to_unit(h.mean(), base):>12.8f}  "
-            f"{median:>10}  {worst:>10}"
+            f"{step:>6}  {_fmt_h(ce.mean(), h.max(), base):>12}  "
+            f"{_fmt_h(h.mean(), h.max(), base):>12}  {median:>10}  {worst:>10}"
         )
 
     trace = _run_fit(p, optimizer, args.steps, on_rows)
-    worst = _to_unit(trace.kl_divergence[:, -1].max(), base)
-    resolution = _to_unit(_float32_resolution(trace.entropy.max()), base)
-    note = f" (below the float32 resolution of {resolution:.1e})" if worst < resolution else ""
+    worst = _kl_summary(trace.kl_divergence[:, -1].max(), trace.entropy.max(), base, "worst KL")
     out(
         f"batch: {n} distributions x {args.steps} steps in {trace.seconds:.3f} s "
         f"= {n / trace.seconds:,.0f} distributions/s (compile {trace.compile_seconds:.2f} s, "
-        f"not counted); worst KL {worst:.2e} {unit}{note}"
+        f"not counted); {worst}"
     )
     return trace._replace(label=f"{n} random {k}-class P")
+
+
+# A value that argparse would take for an option: "-1,2", "-.5,1.5", "-0, 1".
+_DASHED_VALUE = re.compile(r"^-[\d.]")
+
+
+def _join_dashed_p(argv: Sequence[str]) -> list[str]:
+    """``--p -1,2`` becomes ``--p=-1,2``.
+
+    argparse reads a word that starts with "-" as an option unless it is one
+    negative number, so ``--p -1,2`` would fail with "expected one argument".
+    Joined, the value reaches the check of probabilities, whose message says
+    what is wrong with it.
+    """
+    argv = list(argv)
+    joined: list[str] = []
+    i = 0
+    while i < len(argv):
+        if argv[i] == "--p" and i + 1 < len(argv) and _DASHED_VALUE.match(argv[i + 1]):
+            joined.append(f"--p={argv[i + 1]}")
+            i += 2
+        else:
+            joined.append(argv[i])
+            i += 1
+    return joined
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command line demo; ``argv`` defaults to ``sys.argv[1:]``."""
     parser = _parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_join_dashed_p(sys.argv[1:] if argv is None else argv))
+    if args.learning_rate is None:
+        args.learning_rate = _OPTIMIZERS[args.optimizer][2]
     _check_args(parser, args)
     if args.plot is not None:
         _pyplot()  # fail before fitting if matplotlib is missing

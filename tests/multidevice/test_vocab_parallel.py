@@ -304,3 +304,48 @@ def test_cross_entropy_from_labels(mesh, label_smoothing):
     r = jax.grad(lambda b: jnp.sum(jnp.where(finite, f(b, labels, mask), 0)))(b)
     assert np.all(np.isfinite(g))
     np.testing.assert_allclose(g, r, rtol=1e-5, atol=1e-6)
+
+
+def test_reduction_inside_shard_map(mesh, problem):
+    # The per-position loss is the same on every vocabulary shard, so a
+    # reduction is over this device's positions only: "mean" per data shard,
+    # and the global token mean from psums of "sum" and of the count.
+    x, w, labels, _ = problem
+    labels = labels.at[1:4].set(-1)  # padding: 4 of the first data shard's 8 positions
+
+    def step(x, w, y):
+        def global_mean(x, w):
+            total = jaxinfo.linear_cross_entropy(
+                x, w, y, chunk_size=7, axis_name="model", reduction="sum"
+            )
+            count = lax.psum(jnp.sum(y >= 0, dtype=jnp.int32), "data").astype(total.dtype)
+            return lax.psum(total, "data") / count
+
+        local_means = jnp.stack(
+            [
+                jaxinfo.linear_cross_entropy(x, w, y, axis_name="model", reduction="mean"),
+                jaxinfo.cross_entropy_from_labels(y, x @ w, axis_name="model", reduction="mean"),
+            ]
+        )[None]
+        return jax.value_and_grad(global_mean, argnums=(0, 1))(x, w), local_means
+
+    sharded = jax.shard_map(
+        step,
+        mesh=mesh,
+        in_specs=(P("data", None), P(None, "model"), P("data")),
+        out_specs=((P(), (P("data", None), P(None, "model"))), P("data")),
+    )
+    (value, (dx, dw)), local_means = jax.jit(sharded)(x, w, labels)
+
+    def mean(x, w):
+        return jaxinfo.linear_cross_entropy(x, w, labels, reduction="mean")
+
+    ref_value, (ref_dx, ref_dw) = jax.value_and_grad(mean, argnums=(0, 1))(x, w)
+    np.testing.assert_allclose(value, ref_value, rtol=1e-6)
+    np.testing.assert_allclose(dx, ref_dx, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(dw, ref_dw, rtol=1e-5, atol=1e-6)
+    half = N // 2
+    for k in range(2):
+        rows = slice(k * half, (k + 1) * half)
+        ref = jaxinfo.linear_cross_entropy(x[rows], w, labels[rows], reduction="mean")
+        np.testing.assert_allclose(local_means[k], [ref, ref], rtol=1e-5)
