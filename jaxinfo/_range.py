@@ -30,6 +30,7 @@ from jax import lax
 
 from jaxinfo._checks import ArrayLike, AxisName
 from jaxinfo._collectives import class_sum
+from jaxinfo._paths import route
 from jaxinfo._xlogy import (
     one_where_zero,
     tangent_of,
@@ -257,7 +258,7 @@ def _scaled_total(raw, source, scale, axis, axis_name):
 
     if axis_name is not None:
         return rescaled()
-    return lax.cond(jnp.any(overflow), rescaled, lambda: raw * scale)
+    return route(jnp.any(overflow), rescaled, lambda: raw * scale)
 
 
 @_scaled_total.defjvp
@@ -347,7 +348,7 @@ def cross_entropy_rare(p, q, narrow, axis):
         x = scaled_weights(p_, sp.scale) if floor else p_ * sp.scale
         return jnp.sum(xlogy(x, q_), axis=axis, keepdims=True)
 
-    weighted = lax.cond(
+    weighted = route(
         _scaled_down(sp), functools.partial(weighted, True), functools.partial(weighted, False)
     )
     ce = jnp.where(sp.nonempty, log_total(sq) - weighted / sp.total, 0)
@@ -392,11 +393,11 @@ def kl_divergence_rare(p, q, narrow, axis):
         _, q_ = _widened((p, q), narrow)
         lifted = q_ * sq.scale + one_where_zero(q_)
         underflow = jnp.min(lifted, initial=jnp.inf) < tiny
-        return lax.cond(underflow, corrected, ratios)
+        return route(underflow, corrected, ratios)
 
     def floored():
-        return lax.cond(_scaled_down(sq), checked, ratios)
+        return route(_scaled_down(sq), checked, ratios)
 
-    kl = lax.cond(_scaled_down(sp, sq), floored, plain) / sp.total
+    kl = route(_scaled_down(sp, sq), floored, plain) / sp.total
     kl = kl - jnp.log(sp.total) + jnp.log(sq.total)
     return jnp.where(sp.nonempty, kl, 0), sp, sq

@@ -27,7 +27,7 @@ from jax import lax
 
 from jaxinfo._checks import AxisName, compute_dtype
 from jaxinfo._collectives import class_ids, class_sum
-from jaxinfo._paths import in_common_range, rows_kernel, widened_twice
+from jaxinfo._paths import in_common_range, route, rows_kernel, widened_twice
 from jaxinfo._range import scale_by_total, scaled_xlog_from_log
 from jaxinfo._xlogy import finite_floor, finite_or_zero, one_where_zero, xlog_from_log
 
@@ -246,7 +246,7 @@ def _cross_entropy_rows(axis: int):
             value, sp = _softmax_cross_entropy_rare(p, logits, axis)
             return value, shift, log_z, sp.scale, sp.total, sp.nonempty.astype(dtype)
 
-        return lax.cond(ok, common, rare)
+        return route(ok, common, rare)
 
     return rows
 

@@ -36,7 +36,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from jaxinfo._checks import compute_dtype
-from jaxinfo._paths import in_common_range, rows_kernel, widened_twice
+from jaxinfo._paths import in_common_range, route, rows_kernel, widened_twice
 from jaxinfo._range import Scaled, cross_entropy_rare, entropy_rare, kl_divergence_rare, log_total
 from jaxinfo._xlogy import (
     clamped_log,
@@ -70,7 +70,7 @@ def _entropy_rows(axis: int) -> Callable:
         def common():
             return log_total - s / total, jnp.ones_like(total), log_total, 1 / total
 
-        return lax.cond(in_common_range(total), common, lambda: entropy_rare(p, dtype, axis))
+        return route(in_common_range(total), common, lambda: entropy_rare(p, dtype, axis))
 
     return rows
 
@@ -203,7 +203,7 @@ def _pair_rows(common_terms, common_value, rare_value):
                     nonempty,
                 )
 
-            return lax.cond(ok, common, rare)
+            return route(ok, common, rare)
 
         return rows
 
