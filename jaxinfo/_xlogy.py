@@ -191,3 +191,15 @@ def finite_floor(x: Array) -> Array:
     Finite entries, however large, are unchanged (``0 * -1e30 = 0`` already).
     """
     return jnp.maximum(x, jnp.finfo(x.dtype).min)
+
+
+def expm1_minus(d: Array) -> Array:
+    """``e^d - 1 - d = r - 1 - log r`` for ``r = e^d``: never negative, 0 only at ``d = 0``.
+
+    The divergence term of a ratio given by its logarithm (the ``k3`` sample
+    estimate of KL, a Gaussian's variance ratio): computed as
+    ``expm1(d) - d``, which keeps its digits near ``d = 0``, where
+    ``(r - 1) - log r`` cancels to nothing. Finite wherever ``e^d`` is (``+inf``
+    beyond), with the derivative ``expm1(d)``, exactly 0 at ``d = 0``.
+    """
+    return jnp.expm1(d) - d
