@@ -17,7 +17,7 @@ from jax.typing import ArrayLike
 
 from jaxinfo._checks import Array, as_float_arrays, broadcast_pair, check_probabilities
 from jaxinfo._units import check_base, in_base
-from jaxinfo._xlogy import xlog_from_log
+from jaxinfo._xlogy import expm1_minus, xlog_from_log
 
 
 def binary_cross_entropy_from_logits(
@@ -65,19 +65,36 @@ def binary_cross_entropy_from_logits(
     return in_base(ce, base)
 
 
+def _weighted_term(p: Array, q: Array, u: Array) -> Array:
+    """``p (e^u - 1 - u)`` for ``u = log(q / p)``: one outcome's share of the divergence.
+
+    Up to ``u = 1`` it is ``p · expm1_minus(u)``, which keeps its digits near
+    ``u = 0``; beyond, ``(q - p) - p u`` (``p e^u = q``), which stays finite
+    where ``e^u`` alone would overflow (``p`` near 0, ``q`` not). The two
+    branches see only their own arguments, so neither sends NaN to the other's
+    gradient.
+    """
+    large = u > 1
+    u_small = jnp.where(large, jnp.zeros_like(u), u)
+    return jnp.where(large, (q - p) - p * u, p * expm1_minus(u_small))
+
+
 def binary_kl_divergence_from_logits(
     p_logits: ArrayLike, q_logits: ArrayLike, *, base: ArrayLike | None = None
 ) -> Array:
     r"""KL divergence between Bernoulli variables given by logits, elementwise.
 
-    .. math::
-       D(\sigma(a) \| \sigma(b)) = \sigma(a) \big(\log \sigma(a) - \log \sigma(b)\big)
-         + \sigma(-a) \big(\log \sigma(-a) - \log \sigma(-b)\big)
+    With ``p = σ(a)``, ``q = σ(b)``, ``u = log(q / p)`` and
+    ``v = log((1 - q) / (1 - p))``, each a difference of softplus terms:
 
-    with every ``log σ`` a softplus (exact for logits of any size, ``±1e4``
-    included). Each difference of logarithms is taken before it is weighted,
-    so equal logits give exactly 0 with a zero gradient, and a small
-    divergence keeps its digits. Equals :func:`kl_divergence_from_logits` on
+    .. math::
+       D(\sigma(a) \| \sigma(b)) = -p u - (1 - p) v
+         = p \big(e^{u} - 1 - u\big) + (1 - p) \big(e^{v} - 1 - v\big)
+
+    (the two forms agree because ``p e^u + (1 - p) e^v = 1``). The second is
+    a sum of non-negative terms, so nothing cancels: equal logits give exactly
+    0 with a zero gradient, a small divergence keeps its digits, and logits of
+    ``±1e4`` give exact values. Equals :func:`kl_divergence_from_logits` on
     the two classes ``([a, 0], [b, 0])``.
 
     Args:
@@ -86,8 +103,7 @@ def binary_kl_divergence_from_logits(
       base: logarithm base; ``None`` for nats, ``2`` for bits.
 
     Returns:
-      The divergence elementwise, in the broadcast shape, never negative
-      beyond rounding.
+      The divergence elementwise, in the broadcast shape, never negative.
 
     Raises:
       ValueError: for shapes that do not broadcast.
@@ -100,8 +116,9 @@ def binary_kl_divergence_from_logits(
     check_base(base)
     a, b = as_float_arrays((p_logits, "p_logits"), (q_logits, "q_logits"))
     a, b = broadcast_pair(a, b, "p_logits", "q_logits")
-    log_sigmoid = jax.nn.log_sigmoid
-    kl = jax.nn.sigmoid(a) * (log_sigmoid(a) - log_sigmoid(b)) + jax.nn.sigmoid(-a) * (
-        log_sigmoid(-a) - log_sigmoid(-b)
-    )
-    return in_base(jnp.maximum(kl, 0), base)
+    log_p, log_q = jax.nn.log_sigmoid(a), jax.nn.log_sigmoid(b)
+    log_not_p, log_not_q = jax.nn.log_sigmoid(-a), jax.nn.log_sigmoid(-b)
+    p, q = jnp.exp(log_p), jnp.exp(log_q)
+    not_p, not_q = jnp.exp(log_not_p), jnp.exp(log_not_q)
+    kl = _weighted_term(p, q, log_q - log_p) + _weighted_term(not_p, not_q, log_not_q - log_not_p)
+    return in_base(kl, base)
