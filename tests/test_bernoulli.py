@@ -115,7 +115,7 @@ def test_small_divergence_keeps_its_digits():
     a64, b64 = np.asarray(a, np.float64), np.asarray(b, np.float64)
     ls = _log_sigmoid64
     want = np.exp(ls(a64)) * (ls(a64) - ls(b64)) + np.exp(ls(-a64)) * (ls(-a64) - ls(-b64))
-    np.testing.assert_allclose(bkl(a, b), want, rtol=1e-4)
+    np.testing.assert_allclose(bkl(a, b), want, rtol=1e-3)  # the naive sum: 33% off
 
 
 def test_errors():
