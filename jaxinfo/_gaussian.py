@@ -259,11 +259,13 @@ def gaussian_kl_divergence_full(
     p_col, q_col = p_col[..., :1], q_col[..., :1]
     p_tril, q_tril = jnp.tril(p_tril), jnp.tril(q_tril)
     solve = jax.lax.linalg.triangular_solve
-    # L_q X = B (left side, lower): M = L_q^-1 L_p and y = L_q^-1 (μ_q - μ_p).
-    m = solve(q_tril, p_tril, left_side=True, lower=True)
+    # L_q X = B (left side, lower). M's entries off the diagonal are those of
+    # M - I = L_q^-1 (L_p - L_q), which is exactly 0 for equal factors whatever
+    # the rounding of the solve, and keeps its digits for nearby ones.
+    m = solve(q_tril, p_tril - q_tril, left_side=True, lower=True)
     y = solve(q_tril, q_col - p_col, left_side=True, lower=True)[..., 0]
     r = 2 * (_log_abs_diagonal(p_tril) - _log_abs_diagonal(q_tril))
-    off_diagonal = jnp.tril(m, -1)  # M is lower-triangular: its entries below the diagonal
+    off_diagonal = jnp.tril(m, -1)  # lower-triangular: the entries below the diagonal
     kl = 0.5 * (
         jnp.sum(expm1_minus(r), axis=-1)
         + jnp.sum(off_diagonal * off_diagonal, axis=(-2, -1))
