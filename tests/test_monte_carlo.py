@@ -136,3 +136,17 @@ def test_errors():
         jaxinfo.kl_estimate(jnp.zeros(3), jnp.zeros(3), where=jnp.ones(3))
     with pytest.raises(ValueError, match=re.escape("does not broadcast to the shape of log_p")):
         jaxinfo.kl_estimate(jnp.zeros(3), jnp.zeros(3), where=jnp.ones(4, bool))
+
+
+def test_gradients_against_float64():
+    rng = np.random.default_rng(6)
+    lp32 = rng.normal(size=40).astype(np.float32) * 2
+    lq32 = rng.normal(size=40).astype(np.float32) * 2
+    d = lq32.astype(np.float64) - lp32.astype(np.float64)
+    want_dq = {"k1": -np.ones_like(d), "k2": d, "k3": np.expm1(d)}
+    for estimator, dq in want_dq.items():
+        g_p, g_q = jax.jit(
+            jax.grad(lambda a, b, e=estimator: jaxinfo.kl_estimate(a, b, estimator=e), (0, 1))
+        )(lp32, lq32)
+        np.testing.assert_allclose(g_q, dq / d.size, rtol=1e-5, atol=1e-8)
+        np.testing.assert_allclose(g_p, -dq / d.size, rtol=1e-5, atol=1e-8)
