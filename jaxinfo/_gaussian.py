@@ -36,6 +36,10 @@ def _broadcast(arrays: list[Array], names: tuple[str, ...]) -> list[Array]:
     return [jnp.broadcast_to(a, shape) for a in arrays]
 
 
+def _is_number(x: object) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
 def gaussian_entropy(
     mean: ArrayLike,
     log_var: ArrayLike,
@@ -130,7 +134,16 @@ def gaussian_kl_divergence(
     """
     check_base(base)
     names = ("p_mean", "p_log_var", "q_mean", "q_log_var")
-    args = as_float_arrays(*zip((p_mean, p_log_var, q_mean, q_log_var), names, strict=True))
+    values = (p_mean, p_log_var, q_mean, q_log_var)
+    # Python numbers (the prior's defaults) take the arrays' dtype, as weak types do.
+    arrays = as_float_arrays(
+        *((v, n) for v, n in zip(values, names, strict=True) if not _is_number(v))
+    )
+    dtype = arrays[0].dtype if arrays else None
+    it = iter(arrays)
+    args = [jnp.asarray(v, dtype) if _is_number(v) else next(it) for v in values]
+    if dtype is None:
+        args = as_float_arrays(*zip(args, names, strict=True))
     p_mean, p_log_var, q_mean, q_log_var = _broadcast(args, names)
     axis = canonical_axis(axis, p_mean.ndim, "p_mean")
     r = p_log_var - q_log_var

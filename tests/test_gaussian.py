@@ -293,3 +293,12 @@ def test_errors_name_the_arguments_and_shapes():
         jaxinfo.gaussian_kl_divergence(jnp.zeros(2, jnp.complex64), jnp.zeros(2))
     with pytest.raises(ValueError, match="base must be positive"):
         jaxinfo.gaussian_entropy_full(eye, base=1)
+
+
+def test_the_default_prior_keeps_the_dtype_of_the_posterior(x64):
+    m32, lv32 = jnp.ones(3, jnp.float32), jnp.zeros(3, jnp.float32)
+    assert jaxinfo.gaussian_kl_divergence(m32, lv32).dtype == jnp.float32
+    assert jaxinfo.gaussian_kl_divergence(m32, lv32, 0.5, 1).dtype == jnp.float32
+    assert jaxinfo.gaussian_kl_divergence(m32.astype(jnp.bfloat16), lv32).dtype == jnp.float32
+    assert jaxinfo.gaussian_kl_divergence(np.ones(3), np.zeros(3)).dtype == jnp.float64
+    np.testing.assert_allclose(jaxinfo.gaussian_kl_divergence(m32, lv32), 1.5)
