@@ -145,6 +145,19 @@ def _logits(key, shape, dtype):
     return (3.0 * jax.random.normal(key, shape, jnp.float32)).astype(dtype)
 
 
+def _means(key, shape, dtype):
+    return jax.random.normal(key, shape, jnp.float32).astype(dtype)
+
+
+def _log_vars(key, shape, dtype):
+    # a VAE encoder's log-variances: around 0, a few units either way
+    return (0.5 * jax.random.normal(key, shape, jnp.float32)).astype(dtype)
+
+
+def _vae_kl(m, lv):
+    return -0.5 * jnp.sum(1 + lv - m * m - jnp.exp(lv), axis=-1)
+
+
 def _one(make):
     return lambda key, shape, dtype: (make(key, shape, dtype),)
 
@@ -391,6 +404,21 @@ CASES: tuple[Case, ...] = (
             READ_LABELS,
         ),
     ),
+    Case(
+        "gaussian_kl_divergence",
+        _two(_means, _log_vars),
+        1,
+        (
+            _jax(
+                "jaxinfo",
+                jaxinfo.gaussian_kl_divergence,
+                "jaxinfo.gaussian_kl_divergence(m, lv)",
+            ),
+            _jax("naive", _vae_kl, "-0.5 * jnp.sum(1 + lv - m * m - jnp.exp(lv), axis=-1)"),
+            _vmap(jaxinfo.gaussian_kl_divergence, "m, lv"),
+            READ_TWO,
+        ),
+    ),
 )
 
 CASES_BY_NAME = {case.measure: case for case in CASES}
@@ -414,6 +442,9 @@ _TIME_TARGETS = (
     Target("kl_divergence_from_logits", "vg", "optax", 1.00),
     Target("cross_entropy_from_labels", "fwd", "optax", 1.00),
     Target("cross_entropy_from_labels", "vg", "optax", 1.00),
+    # issue 17: the VAE's KL term no slower than the formula written by hand
+    Target("gaussian_kl_divergence", "fwd", "naive", 1.00),
+    Target("gaussian_kl_divergence", "vg", "naive", 1.00),
 )
 
 #: The vmapped call within 5% of the batched one: time(jaxinfo) / time(vmap)

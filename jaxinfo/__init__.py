@@ -5,16 +5,23 @@ Pure functions, batched over any leading axes, that compose under ``jit``,
 with no NaN value or gradient where the mathematics is finite.
 """
 
+from jaxinfo._bernoulli import binary_cross_entropy_from_logits as binary_cross_entropy_from_logits
+from jaxinfo._bernoulli import binary_kl_divergence_from_logits as binary_kl_divergence_from_logits
 from jaxinfo._divergences import js_divergence as js_divergence
 from jaxinfo._divergences import renyi_divergence as renyi_divergence
 from jaxinfo._divergences import renyi_entropy as renyi_entropy
 from jaxinfo._estimators import binary_entropy as binary_entropy
 from jaxinfo._estimators import entropy_from_counts as entropy_from_counts
 from jaxinfo._estimators import perplexity as perplexity
+from jaxinfo._gaussian import gaussian_entropy as gaussian_entropy
+from jaxinfo._gaussian import gaussian_entropy_full as gaussian_entropy_full
+from jaxinfo._gaussian import gaussian_kl_divergence as gaussian_kl_divergence
+from jaxinfo._gaussian import gaussian_kl_divergence_full as gaussian_kl_divergence_full
 from jaxinfo._joint import conditional_entropy as conditional_entropy
 from jaxinfo._joint import joint_entropy as joint_entropy
 from jaxinfo._joint import mutual_information as mutual_information
 from jaxinfo._linear import linear_cross_entropy as linear_cross_entropy
+from jaxinfo._monte_carlo import kl_estimate as kl_estimate
 from jaxinfo._shannon import cross_entropy as cross_entropy
 from jaxinfo._shannon import cross_entropy_from_labels as cross_entropy_from_labels
 from jaxinfo._shannon import cross_entropy_from_logits as cross_entropy_from_logits
@@ -23,6 +30,9 @@ from jaxinfo._shannon import entropy_from_logits as entropy_from_logits
 from jaxinfo._shannon import information as information
 from jaxinfo._shannon import kl_divergence as kl_divergence
 from jaxinfo._shannon import kl_divergence_from_logits as kl_divergence_from_logits
+from jaxinfo._streaming import CompensatedSum as CompensatedSum
+from jaxinfo._streaming import StreamingCrossEntropy as StreamingCrossEntropy
+from jaxinfo._streaming import StreamingEntropy as StreamingEntropy
 from jaxinfo._validation import check_distribution as check_distribution
 from jaxinfo._validation import check_logits as check_logits
 from jaxinfo._validation import checkify_distribution as checkify_distribution
@@ -31,7 +41,12 @@ from jaxinfo._validation import checkify_logits as checkify_logits
 __version__ = "0.1.0"
 
 __all__ = [
+    "CompensatedSum",
+    "StreamingCrossEntropy",
+    "StreamingEntropy",
+    "binary_cross_entropy_from_logits",
     "binary_entropy",
+    "binary_kl_divergence_from_logits",
     "check_distribution",
     "check_logits",
     "checkify_distribution",
@@ -43,11 +58,16 @@ __all__ = [
     "entropy",
     "entropy_from_counts",
     "entropy_from_logits",
+    "gaussian_entropy",
+    "gaussian_entropy_full",
+    "gaussian_kl_divergence",
+    "gaussian_kl_divergence_full",
     "information",
     "joint_entropy",
     "js_divergence",
     "kl_divergence",
     "kl_divergence_from_logits",
+    "kl_estimate",
     "linear_cross_entropy",
     "mutual_information",
     "perplexity",

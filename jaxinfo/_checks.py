@@ -154,6 +154,34 @@ def check_unit_interval(value: ArrayLike, name: str) -> None:
         raise ValueError(f"{name} must be a scalar in [0, 1], got {value!r}.")
 
 
+def check_probabilities(x: ArrayLike, name: str) -> None:
+    """Checks that the entries of a concrete array lie in [0, 1]; tracers pass.
+
+    The eager route of an elementwise probability argument: an array known on
+    the host (a list, a NumPy array, a JAX array outside ``jit``) is checked
+    and the first entry outside ``[0, 1]`` (or NaN) is named by its index; a
+    traced one is taken as given (the measure then gives NaN there).
+    """
+    if isinstance(x, jax.core.Tracer):
+        return
+    arr = np.asarray(_from_sequence(x))
+    dtype = arr.dtype
+    if dtype == np.bool_ or not (
+        jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer)
+    ):
+        return  # the dtype check (as_float_array) says what is wrong
+    arr = arr.astype(np.float64)  # bfloat16 too
+    bad = ~((arr >= 0) & (arr <= 1))
+    if np.any(bad):
+        index = np.unravel_index(int(np.argmax(bad.reshape(-1))), arr.shape)
+        count = int(np.count_nonzero(bad))
+        more = f", and {count - 1} more" if count > 1 else ""
+        raise ValueError(
+            f"{name} must hold probabilities in [0, 1], got {float(arr[index])} at index "
+            f"{tuple(int(i) for i in index)}{more}."
+        )
+
+
 def canonical_axis(axis: object, ndim: int, name: str = "x") -> int:
     """Checks ``axis`` against an array of ``ndim`` dimensions; returns it >= 0."""
     if ndim == 0:

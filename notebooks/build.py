@@ -528,6 +528,91 @@ TOUR_FAMILY = [
     ),
 ]
 
+TOUR_GAUSSIAN = [
+    md(
+        r"""
+        ## 7. Continuous distributions: a VAE's KL term, and KL from samples
+
+        A variational autoencoder's encoder outputs, for each input, a diagonal
+        Gaussian $P = \mathcal{N}(\mu, \operatorname{diag} \sigma^2)$ as a mean and a
+        log-variance, and its loss charges the KL divergence from $P$ to the
+        prior $Q = \mathcal{N}(0, I)$:
+
+        $$D(P \| Q) = \tfrac12 \sum_i \left(\sigma_i^2 - 1 - \log \sigma_i^2 + \mu_i^2\right).$$
+
+        `gaussian_kl_divergence(mean, log_var)` is that term (the prior is its
+        default `Q`), summed over the last axis, for a whole batch at once. Each
+        summand is non-negative, so the result is exactly 0 when the posterior
+        is the prior, and stays finite for log-variances of ±80.
+        """
+    ),
+    code(
+        """
+        key_mean, key_log_var = jax.random.split(jax.random.key(0))
+        mean = 0.5 * jax.random.normal(key_mean, (4, 8))  # a batch of 4 posteriors
+        log_var = -0.3 + 0.1 * jax.random.normal(key_log_var, (4, 8))  # over 8 latent dimensions
+
+        kl = jaxinfo.gaussian_kl_divergence(mean, log_var)
+        by_hand = -0.5 * jnp.sum(1 + log_var - mean**2 - jnp.exp(log_var), axis=-1)
+        print("KL per example [nats]:", np.round(np.asarray(kl, np.float64), 4))
+        print("by hand              :", np.round(np.asarray(by_hand, np.float64), 4))
+        print("posterior = prior    :", jaxinfo.gaussian_kl_divergence(jnp.zeros(8), jnp.zeros(8)))
+        """
+    ),
+    md(
+        r"""
+        When the two log-densities can be evaluated but the KL has no closed
+        form (a language model's policy against its reference, say), it is
+        estimated from samples $x \sim P$ with $d = \log q(x) - \log p(x)$
+        (J. Schulman, *Approximating KL divergence*, 2020): `k1` averages
+        $-d$ (unbiased, noisy, negative on some samples), `k2` averages
+        $d^2/2$ (biased, low variance) and `k3` averages $e^d - 1 - d$
+        (unbiased, low variance, never negative). Here $P$ is one of the
+        posteriors above, where the exact value is known, and the estimates are
+        drawn from more and more samples.
+        """
+    ),
+    code(
+        """
+        m, lv = mean[0], log_var[0]
+        exact = float(jaxinfo.gaussian_kl_divergence(m, lv))
+
+        def log_normal(x, m, lv):
+            return -0.5 * jnp.sum(jnp.log(2 * jnp.pi) + lv + (x - m) ** 2 / jnp.exp(lv), axis=-1)
+
+        sizes = [10, 30, 100, 300, 1_000, 3_000, 10_000, 30_000, 100_000]
+        x = m + jnp.exp(lv / 2) * jax.random.normal(jax.random.key(1), (sizes[-1], m.size))
+        log_p, log_q = log_normal(x, m, lv), log_normal(x, 0.0, 0.0)
+
+        fig, ax = plt.subplots(figsize=(6.5, 3.8))
+        for estimator in ("k1", "k2", "k3"):
+            estimates = [float(jaxinfo.kl_estimate(log_p[:n], log_q[:n], estimator=estimator))
+                         for n in sizes]
+            ax.plot(sizes, estimates, marker="o", ms=4, label=estimator)
+            print(f"{estimator}: {estimates[-1]:.4f} from {sizes[-1]} samples")
+        print(f"exact: {exact:.4f}")
+        ax.axhline(exact, color="k", lw=0.8, ls="--", label="exact")
+        ax.set(xscale="log", xlabel="samples from P", ylabel="estimate of D(P‖Q) [nats]",
+               title="Sample estimates of KL against the closed form")
+        ax.grid(alpha=0.3)
+        ax.legend()
+        plt.show()
+        """
+    ),
+    md(
+        r"""
+        `k1` and `k3` settle on the closed form as the samples grow. `k2`
+        settles too, but on a different number: it approximates KL only to
+        second order in the distance between $P$ and $Q$. `k3`'s low variance has
+        a condition: it averages $r = q/p$, whose variance under $P$ is finite
+        only where $P$ is not much narrower than $Q$ (here, a variance above
+        $1/2$ in every dimension; these posteriors have about $0.74$). For a
+        posterior much narrower than the prior, `k3`'s average converges slowly
+        from below, and the closed form is the one to use.
+        """
+    ),
+]
+
 TOUR_END = [
     md(
         """
@@ -549,6 +634,7 @@ TOUR = [
     TOUR_GIBBS,
     TOUR_UNITS,
     TOUR_FAMILY,
+    TOUR_GAUSSIAN,
     TOUR_END,
 ]
 
