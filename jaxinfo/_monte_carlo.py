@@ -55,7 +55,12 @@ def kl_estimate(
 ) -> Array:
     r"""Estimates ``D(P‖Q)`` from samples of ``P`` and their log-probabilities.
 
-    With ``d = log q(x) - log p(x)`` for each sample ``x ~ P`` and ``r = e^d``:
+    .. math::
+       \hat D = \frac{1}{n} \sum_{i=1}^{n} k(d_i), \qquad
+       d_i = \log q(x_i) - \log p(x_i), \quad x_i \sim P
+
+    With ``d = log q(x) - log p(x)`` for each sample ``x ~ P`` and ``r = e^d``,
+    the term ``k`` is:
 
     * ``"k1"``: :math:`-d = \log p - \log q`, unbiased, of high variance, and
       negative for some samples;
