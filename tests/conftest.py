@@ -41,6 +41,19 @@ settings.register_profile(
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
+def pytest_collection_modifyitems(items):
+    """One xdist worker per property test, for all its regimes.
+
+    The regimes of a property test draw from the same layouts, so the worker
+    that ran ``test_entropy[standard]`` already holds the compiled programs
+    that ``test_entropy[tiny]`` needs (with ``--dist loadgroup``, set in
+    ``pyproject.toml``; without xdist the marks do nothing).
+    """
+    for item in items:
+        if item.path.name == "test_properties.py":
+            item.add_marker(pytest.mark.xdist_group(item.originalname))
+
+
 @pytest.fixture
 def x64():
     """Runs the test with float64 enabled (and restores the default after)."""

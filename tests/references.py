@@ -139,7 +139,9 @@ def kl_divergence_from_logits(p_logits, q_logits, tiny=None, big=None):
         terms = np.where(support & ~ruled_out, p * (log_p - log_q), LD(0))
     terms = np.where(ruled_out, INF, terms)
     value = np.where(nonempty, terms.sum(-1), LD(0))
-    scale = np.where(support & ~ruled_out, p * (np.abs(log_p) + np.abs(log_q)), LD(0)).sum(-1)
+    with np.errstate(invalid="ignore"):  # 0 * inf off the support, discarded by the where
+        scale = np.where(support & ~ruled_out, p * (np.abs(log_p) + np.abs(log_q)), LD(0))
+    scale = scale.sum(-1)
     return value, scale + 1
 
 
@@ -172,8 +174,9 @@ def js_divergence(p, q):
     m = (pn + qn) / 2
     both = (tp > 0) & (tq > 0)
     m = np.where(both[..., None], m, np.where((tp > 0)[..., None], pn, qn))
-    a = np.where(pn > 0, pn * (_log(pn) - _log(m)), LD(0))
-    b = np.where(qn > 0, qn * (_log(qn) - _log(m)), LD(0))
+    with np.errstate(invalid="ignore"):  # 0 * (-inf + inf) where pn = m = 0, discarded
+        a = np.where(pn > 0, pn * (_log(pn) - _log(m)), LD(0))
+        b = np.where(qn > 0, qn * (_log(qn) - _log(m)), LD(0))
     value = (a.sum(-1) + b.sum(-1)) / 2
     scale = (np.abs(_xlogy(pn, pn)) + np.abs(_xlogy(qn, qn)) + np.abs(_xlogy(pn + qn, m))).sum(-1)
     logs = np.abs(_log(np.where(tp > 0, tp, 1))) + np.abs(_log(np.where(tq > 0, tq, 1)))
