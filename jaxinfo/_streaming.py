@@ -112,7 +112,7 @@ class StreamingCrossEntropy(NamedTuple):
     over every position of every batch passed to :meth:`update`; a negative
     label marks padding, which is left out of both sums. The result equals
     the one-shot mean of :func:`cross_entropy_from_labels` over the
-    concatenated batches (``loss.sum() / (labels >= 0).sum()``).
+    concatenated batches (``reduction="mean"``).
 
     Attributes:
       loss: the summed loss in nats, a :class:`CompensatedSum`.
