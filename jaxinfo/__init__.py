@@ -5,6 +5,7 @@ Pure functions, batched over any leading axes, that compose under ``jit``,
 with no NaN value or gradient where the mathematics is finite.
 """
 
+from jaxinfo._divergences import js_distance as js_distance
 from jaxinfo._divergences import js_divergence as js_divergence
 from jaxinfo._divergences import renyi_divergence as renyi_divergence
 from jaxinfo._divergences import renyi_entropy as renyi_entropy
@@ -45,6 +46,7 @@ __all__ = [
     "entropy_from_logits",
     "information",
     "joint_entropy",
+    "js_distance",
     "js_divergence",
     "kl_divergence",
     "kl_divergence_from_logits",
