@@ -7,6 +7,7 @@ with no NaN value or gradient where the mathematics is finite.
 
 from jaxinfo._bernoulli import binary_cross_entropy_from_logits as binary_cross_entropy_from_logits
 from jaxinfo._bernoulli import binary_kl_divergence_from_logits as binary_kl_divergence_from_logits
+from jaxinfo._divergences import js_distance as js_distance
 from jaxinfo._divergences import js_divergence as js_divergence
 from jaxinfo._divergences import renyi_divergence as renyi_divergence
 from jaxinfo._divergences import renyi_entropy as renyi_entropy
@@ -64,6 +65,7 @@ __all__ = [
     "gaussian_kl_divergence_full",
     "information",
     "joint_entropy",
+    "js_distance",
     "js_divergence",
     "kl_divergence",
     "kl_divergence_from_logits",

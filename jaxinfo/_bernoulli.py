@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-from jax.typing import ArrayLike
 
-from jaxinfo._checks import Array, as_float_arrays, broadcast_pair, check_probabilities
+from jaxinfo._checks import Array, ArrayLike, as_float_arrays, broadcast_pair, check_probabilities
 from jaxinfo._units import check_base, in_base
 from jaxinfo._xlogy import expm1_minus, xlog_from_log
 

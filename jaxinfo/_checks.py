@@ -278,7 +278,10 @@ def tuple_axis(
                 return measure(*args, **kwargs)
             bound = signature.bind(*args, **kwargs)
             arguments = bound.arguments
-            arrays = {name: as_real_array(arguments[name], name) for name in names}
+            # arguments left at their defaults (a scalar prior) broadcast as they are
+            arrays = {
+                name: as_real_array(arguments[name], name) for name in names if name in arguments
+            }
             shape = _broadcast_shapes(arrays)
             axes = outcome_axes(axis, len(shape), names[0])
             if len(axes) == 1:

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 from jaxinfo._checks import Array, ArrayLike, Axis, as_float_array, canonical_axis, tuple_axis
 from jaxinfo._range import normalise
 from jaxinfo._shannon import entropy
-from jaxinfo._units import check_base, finish, in_base
+from jaxinfo._units import check_base, clamp, finish, to_unit
 from jaxinfo._xlogy import xlogx
 
 ESTIMATORS = ("plugin", "miller_madow", "chao_shen")
@@ -53,7 +53,7 @@ def binary_entropy(p: ArrayLike, *, base: ArrayLike | None = None) -> Array:
     other = jnp.where(low, (1 - p_low) * jnp.log1p(-p_low), xlogx(q_high))
     h = 0 - (xlogx(p) + other)  # 0 - x, not -x: h(0) = h(1) = +0
     h = jnp.where((p >= 0) & (p <= 1), h, jnp.full_like(h, jnp.nan))
-    return in_base(h, base)
+    return to_unit(h, base, log_of=2)
 
 
 def perplexity(
@@ -106,7 +106,16 @@ def perplexity(
       >>> jnp.exp(jaxinfo.cross_entropy_from_labels(labels, logits, reduction="mean"))
       Array(4., dtype=float32)
     """
-    return jnp.exp(entropy(p, axis=axis, where=where, keepdims=keepdims))
+    pp = jnp.exp(entropy(p, axis=axis, where=where, keepdims=keepdims))  # checks the arguments
+    shape = jnp.shape(p)
+    axis = canonical_axis(axis, len(shape), "p")
+    if where is None:
+        outcomes = jnp.asarray(shape[axis], pp.dtype)
+    else:
+        mask = jnp.broadcast_to(jnp.asarray(where), shape)
+        outcomes = jnp.sum(mask, axis=axis, keepdims=keepdims).astype(pp.dtype)
+    # exp rounds too: e**H of a uniform row may come out a little above K.
+    return clamp(pp, jnp.ones_like(pp), jnp.maximum(outcomes, 1))
 
 
 @tuple_axis("counts")
@@ -150,6 +159,9 @@ def entropy_from_counts(
 
     Returns:
       The estimate, with ``axis`` reduced; 0 for a histogram with no samples.
+      Never negative; the plug-in value is at most ``log K`` for ``K`` bins,
+      the corrected ones can exceed it (Miller–Madow gives
+      ``log K + (K - 1) / 2K`` for ``K`` singletons).
       Finite for every histogram; not meant to be differentiated.
 
     Raises:
@@ -201,4 +213,7 @@ def entropy_from_counts(
         inclusion = jnp.where(counted, inclusion, jnp.ones_like(inclusion))
         h = 0 - jnp.sum(xlogx(pa) / inclusion, axis=axis, keepdims=True)
         h = jnp.where(has_samples, h, jnp.zeros_like(h))
-    return finish(h, axis, keepdims, base)
+    # Only the plug-in value is at most log K: the corrections can exceed it
+    # (Miller–Madow adds (K - 1) / 2N to the log K of K singletons).
+    bins = counts.shape[axis] if estimator == "plugin" else None
+    return finish(h, axis, keepdims, base, log_of=bins)

@@ -15,9 +15,8 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.typing import ArrayLike
 
-from jaxinfo._checks import Array, as_float_arrays, canonical_axis
+from jaxinfo._checks import Array, ArrayLike, Axis, as_float_arrays, canonical_axis, tuple_axis
 from jaxinfo._units import check_base, finish, in_base
 from jaxinfo._xlogy import expm1_minus
 
@@ -40,11 +39,12 @@ def _is_number(x: object) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
+@tuple_axis("mean", "log_var")
 def gaussian_entropy(
     mean: ArrayLike,
     log_var: ArrayLike,
     *,
-    axis: int = -1,
+    axis: Axis = -1,
     base: ArrayLike | None = None,
     keepdims: bool = False,
 ) -> Array:
@@ -59,7 +59,7 @@ def gaussian_entropy(
         taken so that a call reads like :func:`gaussian_kl_divergence`, and
         their shape broadcasts with ``log_var``'s.
       log_var: the log-variances ``log σ²``.
-      axis: the axis that holds the dimensions of one Gaussian.
+      axis: the axis, or tuple of axes, that holds the dimensions of one Gaussian.
       base: logarithm base; ``None`` for nats, ``2`` for bits.
       keepdims: keep the reduced axis with size one.
 
@@ -83,13 +83,14 @@ def gaussian_entropy(
     return finish(h, axis, keepdims, base)
 
 
+@tuple_axis("p_mean", "p_log_var", "q_mean", "q_log_var")
 def gaussian_kl_divergence(
     p_mean: ArrayLike,
     p_log_var: ArrayLike,
     q_mean: ArrayLike = 0.0,
     q_log_var: ArrayLike = 0.0,
     *,
-    axis: int = -1,
+    axis: Axis = -1,
     base: ArrayLike | None = None,
     keepdims: bool = False,
 ) -> Array:
@@ -114,7 +115,7 @@ def gaussian_kl_divergence(
       p_log_var: log-variances of ``P``.
       q_mean: means of ``Q``; 0 by default.
       q_log_var: log-variances of ``Q``; 0 (unit variance) by default.
-      axis: the axis that holds the dimensions of one Gaussian.
+      axis: the axis, or tuple of axes, that holds the dimensions of one Gaussian.
       base: logarithm base; ``None`` for nats, ``2`` for bits.
       keepdims: keep the reduced axis with size one.
 

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 from jaxinfo._checks import Array, ArrayLike, as_float_array
 from jaxinfo._range import normalise, safe_total
 from jaxinfo._shannon import entropy
-from jaxinfo._units import check_base, in_base
+from jaxinfo._units import check_base, to_unit
 from jaxinfo._xlogy import clamped_log
 
 
@@ -96,7 +96,7 @@ def conditional_entropy(pxy: ArrayLike, *, base: ArrayLike | None = None) -> Arr
       base: logarithm base; ``None`` for nats, ``2`` for bits.
 
     Returns:
-      ``H(Y | X) >= 0`` (up to rounding), with the last two axes reduced. For
+      ``H(Y | X)`` in ``[0, log |Y|]``, rounding included, with the last two axes reduced. For
       ``H(X | Y)`` pass the transposed table, ``jnp.swapaxes(pxy, -1, -2)``.
 
     Examples:
@@ -116,7 +116,7 @@ def conditional_entropy(pxy: ArrayLike, *, base: ArrayLike | None = None) -> Arr
     # for a deterministic Y (p(x,y) = p(x)). The clamped log makes zero cells 0
     # with the large finite slope of xlogx.
     h = 0 - _sum_cells(pxy * (clamped_log(pxy) - clamped_log(px)))
-    return in_base(h, base)
+    return to_unit(h, base, log_of=pxy.shape[-1])
 
 
 def mutual_information(pxy: ArrayLike, *, base: ArrayLike | None = None) -> Array:
@@ -136,7 +136,8 @@ def mutual_information(pxy: ArrayLike, *, base: ArrayLike | None = None) -> Arra
       base: logarithm base; ``None`` for nats, ``2`` for bits.
 
     Returns:
-      ``I(X; Y) >= 0`` (up to rounding), with the last two axes reduced.
+      ``I(X; Y)`` in ``[0, log min(|X|, |Y|)]``, rounding included, with the last
+      two axes reduced.
 
     Examples:
       A noiseless binary channel transmits one bit, a binary symmetric channel
@@ -157,4 +158,4 @@ def mutual_information(pxy: ArrayLike, *, base: ArrayLike | None = None) -> Arra
     # (NaN gradients once a marginal is below 1e-19 in float32).
     log_ratio = clamped_log(pxy) - clamped_log(px) - clamped_log(py)
     mi = _sum_cells(pxy * log_ratio)
-    return in_base(mi, base)
+    return to_unit(mi, base, log_of=min(pxy.shape[-2:]))

@@ -62,6 +62,7 @@ from jaxinfo._checks import Array, ArrayLike, AxisName, as_label_array, as_real_
 from jaxinfo._collectives import class_offset, combine_log_partitions, match_varying, num_classes
 from jaxinfo._reduction import Reduction, check_reduction, reduce_positions
 from jaxinfo._softmax import lse_init, lse_update
+from jaxinfo._units import in_range
 
 # A block of float32 logits of about this many bytes by default: large enough
 # for the matrix products to run at full speed, small enough to be a rounding
@@ -394,7 +395,7 @@ def _loss(x, w, y, chunk, axis_name):
     log_z = combine_log_partitions(log_z, axis_name)
     if axis_name is not None:
         label_logit = lax.psum(label_logit, axis_name)
-    loss = log_z - label_logit
+    loss = in_range(log_z - label_logit, None)  # -log q_y >= 0, also after rounding
     loss = jnp.where(y >= num_classes(vocab, axis_name), jnp.nan, loss)
     return jnp.where(y < 0, 0, loss)
 

@@ -12,9 +12,8 @@ import math
 import operator
 
 import jax.numpy as jnp
-from jax.typing import ArrayLike
 
-from jaxinfo._checks import Array, as_float_arrays, as_mask, broadcast_pair, type_name
+from jaxinfo._checks import Array, ArrayLike, as_float_arrays, as_mask, broadcast_pair, type_name
 from jaxinfo._xlogy import expm1_minus
 
 KL_ESTIMATORS = ("k1", "k2", "k3")

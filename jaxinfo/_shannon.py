@@ -104,8 +104,10 @@ def entropy(
       keepdims: keep the reduced axis with size one.
 
     Returns:
-      The entropy, with ``axis`` reduced; 0 for a row with no mass. bfloat16
-      and float16 inputs are accumulated and returned in float32.
+      The entropy in ``[0, log K]`` for ``K`` outcomes (those included by
+      ``where``), rounding included, with ``axis`` reduced; 0 for a row with
+      no mass. bfloat16 and float16 inputs are accumulated and returned in
+      float32.
 
     Examples:
       A fair coin carries one bit; a 99%/1% match only 0.0808 bits:
@@ -118,10 +120,12 @@ def entropy(
     p = as_real_array(p, "p")  # bfloat16 stays narrow: widened inside the kernel's loops
     axis = canonical_axis(axis, p.ndim, "p")
     mask = as_mask(where, p.shape, "p")
+    outcomes = p.shape[axis]
     if mask is not None:
         p = jnp.where(mask, p, jnp.zeros_like(p))
+        outcomes = (jnp.sum(mask, axis=axis, keepdims=True), outcomes)
     h = entropy_of_weights(p, axis)
-    return finish(h, axis, keepdims, base)
+    return finish(h, axis, keepdims, base, log_of=outcomes)
 
 
 @tuple_axis("p", "q")
@@ -204,8 +208,8 @@ def kl_divergence(
     Returns:
       ``D(P‖Q)`` with ``axis`` reduced: ``inf`` where ``q = 0 < p``, and
       terms with ``p = 0`` contribute 0 whatever ``q`` is. Both arguments are
-      normalised along ``axis`` first, so the result is never negative beyond
-      rounding.
+      normalised along ``axis`` first, and the result is never negative, rounding
+      included (``D(P‖P)`` is 0, never ``-1e-7``).
 
     Examples:
       >>> import jax.numpy as jnp, jaxinfo
@@ -254,7 +258,9 @@ def entropy_from_logits(
         ``lax.pmax`` / ``lax.psum``). ``None``: every class is local.
 
     Returns:
-      The entropy with ``axis`` reduced; 0 for rows with every class masked.
+      The entropy in ``[0, log K]`` for ``K`` classes (those included by
+      ``where``), rounding included, with ``axis`` reduced; 0 for rows with
+      every class masked.
 
     Examples:
       >>> import jax.numpy as jnp, jaxinfo
@@ -263,10 +269,12 @@ def entropy_from_logits(
     """
     check_base(base)
     logits, axis, mask = prepare(logits, "logits", axis, where)
+    classes = num_classes(logits.shape[axis], axis_name)
     if mask is not None:
         logits = jnp.where(mask, logits, -jnp.inf)
+        classes = (class_sum(mask, axis, axis_name), classes)
     h = softmax_entropy(logits, axis, axis_name)
-    return finish(h, axis, keepdims, base)
+    return finish(h, axis, keepdims, base, log_of=classes)
 
 
 @tuple_axis("p", "logits")

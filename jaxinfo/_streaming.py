@@ -24,9 +24,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import jax.numpy as jnp
-from jax.typing import ArrayLike
 
-from jaxinfo._checks import Array, as_label_array, canonical_axis, compute_dtype
+from jaxinfo._checks import Array, ArrayLike, as_label_array, canonical_axis, compute_dtype
 from jaxinfo._shannon import cross_entropy_from_labels, entropy_from_logits
 from jaxinfo._units import check_base, in_base
 

@@ -302,3 +302,18 @@ def test_the_default_prior_keeps_the_dtype_of_the_posterior(x64):
     assert jaxinfo.gaussian_kl_divergence(m32.astype(jnp.bfloat16), lv32).dtype == jnp.float32
     assert jaxinfo.gaussian_kl_divergence(np.ones(3), np.zeros(3)).dtype == jnp.float64
     np.testing.assert_allclose(jaxinfo.gaussian_kl_divergence(m32, lv32), 1.5)
+
+
+def test_diagonal_measures_take_a_tuple_of_axes():
+    # A latent of shape (channels, height) per example: the tuple's axes are its dimensions.
+    rng = np.random.default_rng(3)
+    m = jnp.asarray(rng.normal(size=(2, 3, 4)), jnp.float32)
+    lv = jnp.asarray(rng.normal(size=(2, 3, 4)), jnp.float32)
+    flat_m, flat_lv = m.reshape(2, 12), lv.reshape(2, 12)
+    kl = jaxinfo.gaussian_kl_divergence(m, lv, q_mean=0.5, axis=(1, 2), keepdims=True)
+    assert kl.shape == (2, 1, 1)
+    np.testing.assert_allclose(
+        kl.ravel(), jaxinfo.gaussian_kl_divergence(flat_m, flat_lv, q_mean=0.5), rtol=1e-6
+    )
+    h = jaxinfo.gaussian_entropy(m, lv, axis=(-1, -2))
+    np.testing.assert_allclose(h, jaxinfo.gaussian_entropy(flat_m, flat_lv), rtol=1e-6)

@@ -12,10 +12,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from jax import lax
-from jax.typing import ArrayLike
 
 import jaxinfo
-from jaxinfo._checks import as_float_array
+from jaxinfo._checks import ArrayLike, as_float_array
 
 Array = jax.Array
 

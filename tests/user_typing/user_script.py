@@ -38,6 +38,7 @@ def main() -> None:
     jaxinfo.cross_entropy(image, jnp.asarray(image), axis=(-2, -1))
     jaxinfo.kl_divergence([0.5, 0.5], [0.9, 0.1], axis=0)
     jaxinfo.js_divergence([0.5, 0.5], [0.9, 0.1], base=2)
+    jaxinfo.js_distance([0.5, 0.5], [0.9, 0.1], axis=(0,), keepdims=True)
     jaxinfo.renyi_entropy([0.5, 0.25, 0.25], 2)
     jaxinfo.renyi_divergence([0.5, 0.5], [0.9, 0.1], 0.5, axis=(0,))
     jaxinfo.perplexity([[0.5, 0.5], [1, 0]], where=[[True, True], [True, False]])
@@ -53,6 +54,18 @@ def main() -> None:
     jaxinfo.cross_entropy_from_labels([5, 0], jnp.zeros((2, 2, 3)), axis=(1, 2))
     x, w = [[1.0, 2.0], [0.5, -1.0]], np.ones((2, 5), np.float32)
     jaxinfo.linear_cross_entropy(x, w, [1, 4], chunk_size=2)
+    jaxinfo.linear_cross_entropy(x, w, [1, -1], reduction="mean")
+    jaxinfo.cross_entropy_from_labels([0, -1], logits, reduction="sum")
+
+    # Gaussian and Bernoulli measures, sample estimates.
+    jaxinfo.gaussian_entropy([0.0, 1.0], [0.0, -1.0])
+    jaxinfo.gaussian_kl_divergence([[0.0, 1.0]], [[0.0, -1.0]], q_mean=0.5)
+    jaxinfo.gaussian_entropy_full([[1.0, 0.0], [0.5, 1.0]], base=2)
+    eye = [[1.0, 0.0], [0.0, 1.0]]
+    jaxinfo.gaussian_kl_divergence_full([0.0, 0.0], eye, (1.0, 0.0), eye)
+    jaxinfo.binary_cross_entropy_from_logits([0.0, 1.0], [2.0, -3.0])
+    jaxinfo.binary_kl_divergence_from_logits([0.0, 1.0], (2.0, -3.0), base=2)
+    jaxinfo.kl_estimate([-1.0, -2.0], [-1.5, -1.0], estimator="k1", where=[True, False])
 
     # Joint tables.
     pxy = [[0.25, 0.25], [0.25, 0.25]]
