@@ -3,6 +3,7 @@
 import math
 
 import jax
+import jax.extend
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -159,3 +160,25 @@ def test_errors():
         jaxinfo.differential_entropy(jnp.ones((5, 2), jnp.complex64))
     with pytest.raises(ValueError, match="base must be positive"):
         jaxinfo.mutual_information_ksg(x, x, base=-1)
+
+
+def _shapes(jaxpr):
+    for eqn in jaxpr.eqns:
+        for v in eqn.outvars:
+            yield tuple(getattr(v.aval, "shape", ()))
+        for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+            yield from _shapes(sub)
+
+
+def test_no_n_by_n_matrix_for_20000_samples():
+    # Traced only (nothing runs): no intermediate holds n x n distances.
+    n = 20_000
+    x = jax.ShapeDtypeStruct((n, 2), jnp.float32)
+    y = jax.ShapeDtypeStruct((n, 1), jnp.float32)
+    for jaxpr in (
+        jax.make_jaxpr(jaxinfo.differential_entropy)(x).jaxpr,
+        jax.make_jaxpr(jaxinfo.mutual_information_ksg)(x, y).jaxpr,
+    ):
+        sizes = [math.prod(s) for s in _shapes(jaxpr)]
+        assert max(sizes) <= 2 * _neighbours._BLOCK_ELEMENTS
+        assert max(sizes) < n * n // 100
