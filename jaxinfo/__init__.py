@@ -13,6 +13,7 @@ from jaxinfo._divergences import renyi_divergence as renyi_divergence
 from jaxinfo._divergences import renyi_entropy as renyi_entropy
 from jaxinfo._estimators import binary_entropy as binary_entropy
 from jaxinfo._estimators import entropy_from_counts as entropy_from_counts
+from jaxinfo._estimators import entropy_from_counts_nsb as entropy_from_counts_nsb
 from jaxinfo._estimators import perplexity as perplexity
 from jaxinfo._gaussian import gaussian_entropy as gaussian_entropy
 from jaxinfo._gaussian import gaussian_entropy_full as gaussian_entropy_full
@@ -23,6 +24,8 @@ from jaxinfo._joint import joint_entropy as joint_entropy
 from jaxinfo._joint import mutual_information as mutual_information
 from jaxinfo._linear import linear_cross_entropy as linear_cross_entropy
 from jaxinfo._monte_carlo import kl_estimate as kl_estimate
+from jaxinfo._neighbours import differential_entropy as differential_entropy
+from jaxinfo._neighbours import mutual_information_ksg as mutual_information_ksg
 from jaxinfo._shannon import cross_entropy as cross_entropy
 from jaxinfo._shannon import cross_entropy_from_labels as cross_entropy_from_labels
 from jaxinfo._shannon import cross_entropy_from_logits as cross_entropy_from_logits
@@ -56,8 +59,10 @@ __all__ = [
     "cross_entropy",
     "cross_entropy_from_labels",
     "cross_entropy_from_logits",
+    "differential_entropy",
     "entropy",
     "entropy_from_counts",
+    "entropy_from_counts_nsb",
     "entropy_from_logits",
     "gaussian_entropy",
     "gaussian_entropy_full",
@@ -72,6 +77,7 @@ __all__ = [
     "kl_estimate",
     "linear_cross_entropy",
     "mutual_information",
+    "mutual_information_ksg",
     "perplexity",
     "renyi_divergence",
     "renyi_entropy",

@@ -508,3 +508,43 @@ def checkify_logits(
     """
     options = dict(allow_empty=allow_empty_rows)
     return _run(_logits_findings, _check, jnp, logits, "logits", axis, where, **options)
+
+
+def _counts_findings(c: np.ndarray, name: str, whole: bool) -> Iterator[_Finding]:
+    value = "{value:" + _value_format(c.dtype) + "}"
+    yield _Finding(
+        np.isnan(c), f"{name} has NaN at index {{index}}", more=("NaN entry", "NaN entries")
+    )
+    yield _Finding(
+        np.isinf(c),
+        f"{name} has {{value}} at index {{index}}",
+        c,
+        ("infinite entry", "infinite entries"),
+        "; counts must be finite",
+    )
+    yield _Finding(
+        c < 0,
+        f"{name} has a negative entry {value} at index {{index}}",
+        c,
+        ("negative entry", "negative entries"),
+        "; counts must be >= 0",
+    )
+    if whole:
+        yield _Finding(
+            np.isfinite(c) & (c != np.round(c)),
+            f"{name} has a non-integer entry {value} at index {{index}}",
+            c,
+            ("non-integer entry", "non-integer entries"),
+            "; this estimator needs whole-number counts (only 'plugin' takes weights)",
+        )
+
+
+def check_count_values(counts: Array, name: str, *, whole: bool) -> None:
+    """Raises a ValueError naming the first NaN, infinite, negative or (with
+    ``whole``) non-integer count, where ``counts`` is concrete; traced counts pass
+    (the estimators then give NaN for such a histogram)."""
+    if isinstance(counts, jax.core.Tracer):
+        return
+    c = np.asarray(counts)
+    for finding in _counts_findings(c, name, whole):
+        _raise_if_found(finding)

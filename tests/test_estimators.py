@@ -4,8 +4,11 @@ import re
 
 import jax
 import jax.numpy as jnp
+import mpmath
 import numpy as np
 import pytest
+from scipy.integrate import quad
+from scipy.special import digamma, gammaln, polygamma
 
 import jaxinfo
 
@@ -14,7 +17,8 @@ binary_entropy = jax.jit(jaxinfo.binary_entropy)
 perplexity = jax.jit(jaxinfo.perplexity, static_argnames=("axis", "keepdims"))
 entropy = jax.jit(jaxinfo.entropy, static_argnames=("axis", "keepdims"))
 entropy_from_counts = jax.jit(
-    jaxinfo.entropy_from_counts, static_argnames=("axis", "keepdims", "estimator")
+    jaxinfo.entropy_from_counts,
+    static_argnames=("axis", "keepdims", "estimator", "num_classes"),
 )
 
 
@@ -235,11 +239,12 @@ def test_estimators_never_nan_on_any_small_histogram():
 # ---------------------------------------------------------------- errors
 
 
-@pytest.mark.parametrize("estimator", ["nsb", "Plugin", "", None, 3])
+@pytest.mark.parametrize("estimator", ["NSB", "Plugin", "", None, 3])
 def test_unknown_estimator(estimator):
     with pytest.raises(
         ValueError,
-        match=r"estimator must be one of 'plugin', 'miller_madow', 'chao_shen', got "
+        match=r"estimator must be one of 'plugin', 'miller_madow', 'chao_shen', "
+        r"'grassberger', 'james_stein', 'zhang', 'chao_wang_jost', 'nsb', got "
         + re.escape(repr(estimator)),
     ):
         jaxinfo.entropy_from_counts(jnp.array([1, 2]), estimator=estimator)
@@ -264,3 +269,313 @@ def test_bad_counts_and_options():
         jaxinfo.perplexity(jnp.ones(3), where=jnp.ones(3))
     with pytest.raises(TypeError, match="unexpected keyword argument 'base'"):
         jaxinfo.perplexity(jnp.ones(3), base=2)  # unit-free: no base
+
+
+# ---------------------------------------------------------------- the further estimators
+# References written from the papers, sum by sum, in float64 NumPy/SciPy.
+
+
+def _np_grassberger(c):
+    """Grassberger (2003), eq. (35)."""
+    c = c[c > 0]
+    n = c.sum()
+    if n == 0:
+        return 0.0
+    g = digamma(c) + 0.5 * (-1.0) ** c * (digamma((c + 1) / 2) - digamma(c / 2))
+    return float(np.log(n) - np.sum(c * g) / n)
+
+
+def _np_james_stein(c, k=None):
+    """Hausser and Strimmer (2009), eqs. (5), (8)."""
+    k = len(c) if k is None else k
+    c = np.concatenate([c, np.zeros(k - len(c))])
+    n = c.sum()
+    u = c / n if n > 0 else np.zeros(k)
+    t = 1.0 / k
+    msp = np.sum((u - t) ** 2)
+    lam = 1.0 if n <= 1 or msp == 0 else min(1.0, max(0.0, (1 - np.sum(u**2)) / ((n - 1) * msp)))
+    p = lam * t + (1 - lam) * u
+    p = p[p > 0]
+    return float(-np.sum(p * np.log(p)))
+
+
+def _np_zhang(c):
+    """Zhang (2012), eq. (9): the series, term by term."""
+    n = int(c.sum())
+    h = 0.0
+    for nk in c[c > 0]:
+        prod, s = 1.0, 0.0
+        for v in range(1, n - int(nk) + 1):
+            prod *= 1 - (nk - 1) / (n - v)
+            s += prod / v
+        h += nk / n * s
+    return float(h)
+
+
+def _np_chao_wang_jost(c):
+    """Chao, Wang and Jost (2013), eq. (7), with the finite sum in mpmath."""
+    n = int(c.sum())
+    if n == 0:
+        return 0.0
+    f1, f2 = int(np.sum(c == 1)), int(np.sum(c == 2))
+    if f2 > 0:
+        a = mpmath.mpf(2 * f2) / ((n - 1) * f1 + 2 * f2)
+    elif f1 > 0:
+        a = mpmath.mpf(2) / ((n - 1) * (f1 - 1) + 2)
+    else:
+        a = mpmath.mpf(1)
+    h = _np_zhang(c)
+    if f1 > 0 and a < 1:
+        with mpmath.workdps(60):
+            s = -mpmath.log(a) - mpmath.fsum((1 - a) ** r / r for r in range(1, n))
+            h += float(mpmath.mpf(f1) / n * (1 - a) ** (1 - n) * s)
+    return h
+
+
+NEW = {
+    "grassberger": _np_grassberger,
+    "james_stein": _np_james_stein,
+    "zhang": _np_zhang,
+    "chao_wang_jost": _np_chao_wang_jost,
+}
+# The rows of COUNTS, and some with many samples: the unseen-outcome term of
+# Chao–Wang–Jost then needs (1 - A)^(1 - N), far beyond the float range.
+MORE = np.array(
+    [
+        [1, 1, 1, 1, 1, 1, 1, 1, 2000, 0],
+        [1, 2, 1, 2, 1, 900, 300, 0, 0, 0],
+        [1, 1, 0, 0, 0, 0, 0, 0, 0, 0],
+        [2, 2, 2, 0, 1, 0, 0, 0, 0, 0],
+    ]
+)
+
+
+@pytest.mark.parametrize("estimator", sorted(NEW))
+@pytest.mark.parametrize("base", [None, 2])
+def test_further_estimators_match_the_papers(x64, estimator, base):
+    scale = np.log(base) if base else 1.0
+    for counts in (COUNTS, MORE):
+        got = entropy_from_counts(jnp.asarray(counts), estimator=estimator, base=base)
+        want = np.array([NEW[estimator](c.astype(float)) for c in counts]) / scale
+        if estimator == "james_stein":
+            want[np.all(counts == 0, axis=1)] = np.log(counts.shape[1]) / scale
+        np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-13)
+
+
+def test_james_stein_num_classes_adds_empty_bins(x64):
+    c = np.array([[5, 3, 0, 2], [1, 1, 1, 1]])
+    got = entropy_from_counts(jnp.asarray(c), estimator="james_stein", num_classes=7)
+    padded = np.concatenate([c, np.zeros((2, 3), int)], axis=1)
+    np.testing.assert_allclose(
+        got, entropy_from_counts(jnp.asarray(padded), estimator="james_stein")
+    )
+    np.testing.assert_allclose(got, [_np_james_stein(r.astype(float), 7) for r in c], rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "estimator", ["grassberger", "james_stein", "zhang", "chao_wang_jost", "nsb"]
+)
+def test_further_estimators_batch_axes_and_finite(estimator):
+    grid = jnp.asarray([[a, b, c] for a in range(5) for b in range(5) for c in range(5)])
+    f = lambda c, **kw: entropy_from_counts(c, estimator=estimator, num_classes=3, **kw)  # noqa: E731
+    out = f(grid)
+    assert np.all(np.isfinite(np.asarray(out))), estimator
+    if estimator == "nsb":  # a posterior mean lies inside the prior's support
+        assert np.all((np.asarray(out) > 0) & (np.asarray(out) < np.log(3)))
+    np.testing.assert_allclose(f(grid.T, axis=0), out, rtol=1e-6)
+    np.testing.assert_allclose(f(grid.reshape(5, 25, 3)), out.reshape(5, 25), rtol=1e-6)
+    by_vmap = jax.vmap(
+        lambda c: jaxinfo.entropy_from_counts(c, estimator=estimator, num_classes=3)
+    )(grid)
+    np.testing.assert_allclose(by_vmap, out, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("k, n", [(10, 10), (50, 20)])
+def test_further_estimators_beat_plugin_when_undersampled(x64, k, n):
+    p = 1.0 / np.arange(1, k + 1)
+    p = p / p.sum()
+    h_true = -np.sum(p * np.log(p))
+    counts = jnp.asarray(np.random.default_rng(k + n).multinomial(n, p, size=2000))
+    plug = np.asarray(entropy_from_counts(counts)).mean() - h_true
+    for est in ("grassberger", "james_stein", "zhang", "chao_wang_jost", "nsb"):
+        h = np.asarray(entropy_from_counts(counts, estimator=est, num_classes=k))
+        se = h.std(ddof=1) / np.sqrt(h.size)
+        assert abs(h.mean() - h_true) < abs(plug) - 5 * se, est
+
+
+# ---------------------------------------------------------------- NSB
+
+
+def _nsb_reference(c, k):
+    """NSB by scipy.integrate.quad in float64, over t = log(beta)."""
+    c = np.asarray(c, float)
+    n, extra = c.sum(), k - len(c)
+
+    def logd(t):
+        b = np.exp(t)
+        ll = np.sum(gammaln(c + b) - gammaln(b)) + gammaln(k * b) - gammaln(n + k * b)
+        return ll + np.log(k * polygamma(1, k * b + 1) - polygamma(1, b + 1)) + t
+
+    def moments(t):
+        b = np.exp(t)
+        a = np.concatenate([c + b, np.full(extra, b)])
+        tot = a.sum()
+        m1 = digamma(tot + 1) - np.sum(a * digamma(a + 1)) / tot
+        d = digamma(a + 1) - digamma(tot + 2)
+        e = digamma(a + 2) - digamma(tot + 2)
+        outer = np.outer(a * d, a * d) - polygamma(1, tot + 2) * np.outer(a, a)
+        m2 = np.sum(outer) - np.trace(outer)
+        m2 += np.sum(a * (a + 1) * (e**2 + polygamma(1, a + 2) - polygamma(1, tot + 2)))
+        return m1, m2 / (tot * (tot + 1))
+
+    ts = np.linspace(-40, 30, 4001)
+    ls = np.array([logd(t) for t in ts])
+    top = ls.max()
+    inside = ts[ls > top - 60]
+    kw = dict(epsabs=0, epsrel=1e-12, limit=400, points=[ts[np.argmax(ls)]])
+
+    def integral(g):
+        return quad(lambda t: np.exp(logd(t) - top) * g(t), inside[0], inside[-1], **kw)[0]
+
+    z = integral(lambda t: 1.0)
+    mean = integral(lambda t: moments(t)[0]) / z
+    second = integral(lambda t: moments(t)[1]) / z
+    return mean, np.sqrt(second - mean**2)
+
+
+# Grouped by alphabet size, one shape each (one compilation each).
+NSB_CASES = {
+    3: [
+        [7, 0, 0],  # all in one bin
+        [0, 0, 0],  # no samples: the prior
+        [1, 1, 1],  # no coincidences
+        [140, 160, 0],  # many samples, an outcome unseen
+    ],
+    10: [
+        [4, 2, 1, 1, 0, 0, 0, 0],  # two more unseen outcomes than bins
+        [3000, 1500, 700, 300, 200, 150, 100, 50],
+        [2, 1, 1, 1, 1, 1, 1, 1],
+    ],
+}
+
+
+@pytest.mark.filterwarnings("ignore::scipy.integrate.IntegrationWarning")
+@pytest.mark.parametrize("k", sorted(NSB_CASES))
+def test_nsb_quadrature_matches_scipy_quad(x64, k):
+    counts = np.array(NSB_CASES[k])
+    mean, std = jaxinfo.entropy_from_counts_nsb(jnp.asarray(counts), num_classes=k)
+    for c, m, s in zip(counts, np.asarray(mean), np.asarray(std), strict=True):
+        want_mean, want_std = _nsb_reference(c, k)
+        np.testing.assert_allclose(m, want_mean, rtol=1e-8, err_msg=str(c))
+        np.testing.assert_allclose(s, want_std, rtol=1e-6, err_msg=str(c))
+    if k == 3:  # no samples: the posterior is the prior, uniform xi on [0, log K]
+        np.testing.assert_allclose(mean[1], np.log(3) / 2, rtol=1e-8)
+
+
+def test_nsb_moments_for_one_beta_match_monte_carlo(x64):
+    from jaxinfo._nsb import _moments
+
+    c = np.array([4.0, 2, 1, 0, 0])
+    beta = 0.7
+    mean, var = _moments(jnp.log(beta), jnp.asarray(c), jnp.asarray(c.sum()), 5.0, 0.0, 0)
+    p = np.random.default_rng(0).dirichlet(c + beta, size=200_000)
+    h = -np.sum(p * np.log(p), axis=1)
+    np.testing.assert_allclose(mean, h.mean(), atol=4 * h.std() / np.sqrt(h.size))
+    np.testing.assert_allclose(var, h.var(), rtol=0.02)
+
+
+def test_nsb_batched_jitted_vmapped_and_in_bits():
+    c = jnp.asarray(COUNTS[:4])
+    mean, std = jaxinfo.entropy_from_counts_nsb(c, num_classes=8)
+    assert mean.shape == std.shape == (4,)
+    assert np.all(np.isfinite(np.asarray(mean))) and np.all(np.asarray(std) > 0)
+    mt, st = jaxinfo.entropy_from_counts_nsb(c.T, num_classes=8, axis=0)
+    np.testing.assert_allclose(mt, mean, rtol=1e-5)
+    np.testing.assert_allclose(st, std, rtol=1e-4)
+    m1, s1 = jax.jit(jax.vmap(lambda r: jaxinfo.entropy_from_counts_nsb(r, num_classes=8)))(c)
+    np.testing.assert_allclose(m1, mean, rtol=1e-5)
+    np.testing.assert_allclose(s1, std, rtol=1e-4)
+    mb, sb = jaxinfo.entropy_from_counts_nsb(c, num_classes=8, base=2)
+    np.testing.assert_allclose(mb, mean / np.log(2), rtol=1e-6)
+    np.testing.assert_allclose(sb, std / np.log(2), rtol=1e-6)
+    by_name = jaxinfo.entropy_from_counts(c, estimator="nsb", num_classes=8)
+    np.testing.assert_allclose(by_name, mean)
+
+
+# ---------------------------------------------------------------- infomeasure
+
+
+IM_COUNTS = [[4, 2, 1, 1, 3], [30, 12, 5, 2, 1, 1], [1, 1, 1, 1], [5, 1, 2, 2, 7], [3, 1, 1, 9]]
+IM_NAMES = {
+    "plugin": "discrete",
+    "miller_madow": "miller_madow",
+    "chao_shen": "chao_shen",
+    "james_stein": "shrink",  # infomeasure shrinks towards 1/(observed classes)
+    "zhang": "zhang",
+    "chao_wang_jost": "chao_wang_jost",
+}
+
+
+def _infomeasure():
+    return pytest.importorskip("infomeasure", reason="infomeasure (a test extra) is not installed")
+
+
+@pytest.mark.parametrize("estimator", sorted(IM_NAMES))
+def test_agrees_with_infomeasure(x64, estimator):
+    im = _infomeasure()
+    # Every bin occupied: infomeasure knows only the classes it observes.
+    for c in IM_COUNTS:
+        samples = np.repeat(np.arange(len(c)), c)
+        want = im.entropy(samples, approach=IM_NAMES[estimator])
+        got = jaxinfo.entropy_from_counts(jnp.asarray(c), estimator=estimator)
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12, err_msg=str(c))
+
+
+def test_grassberger_2003_differs_from_infomeasures_1988_form_by_the_expected_amount(x64):
+    im = _infomeasure()
+    for c in IM_COUNTS:
+        c = np.asarray(c, float)
+        samples = np.repeat(np.arange(len(c)), c.astype(int))
+        theirs = im.entropy(samples, approach="grassberger")
+        ours = float(jaxinfo.entropy_from_counts(jnp.asarray(c), estimator="grassberger"))
+        sign = (-1.0) ** c
+        # 1988: G(n) = psi(n) + (-1)^n / (n + 1); 2003: the half-difference of psi.
+        g88_minus_g03 = sign / (c + 1) - sign / 2 * (digamma((c + 1) / 2) - digamma(c / 2))
+        expected = np.sum(c * g88_minus_g03) / c.sum()
+        assert abs(expected) > 1e-4  # the forms do differ
+        np.testing.assert_allclose(ours - theirs, expected, rtol=1e-9, atol=1e-12)
+
+
+# ---------------------------------------------------------------- errors of the further estimators
+
+
+def test_bad_counts_and_num_classes():
+    f = jaxinfo.entropy_from_counts
+    with pytest.raises(ValueError, match=r"counts has a negative entry -1 at index \(1,\)"):
+        f(jnp.array([2, -1, 3]), estimator="zhang")
+    with pytest.raises(ValueError, match=r"counts has a negative entry -1 at index \(1,\)"):
+        f(jnp.array([2, -1, 3]))
+    with pytest.raises(ValueError, match=r"non-integer entry 1.5 at index \(0, 2\).*whole-number"):
+        f(jnp.array([[2.0, 1.0, 1.5]]), estimator="grassberger")
+    f(jnp.array([2.0, 1.0, 1.5]))  # the plug-in takes weights
+    with pytest.raises(ValueError, match=r"counts has NaN at index \(0,\)"):
+        f(jnp.array([jnp.nan, 1.0]), estimator="chao_wang_jost")
+    with pytest.raises(ValueError, match="estimator 'nsb' needs num_classes"):
+        f(jnp.array([1, 2]), estimator="nsb")
+    with pytest.raises(ValueError, match=r"num_classes=2 is smaller than the number of bins.*3"):
+        f(jnp.array([1, 2, 0]), estimator="nsb", num_classes=2)
+    with pytest.raises(ValueError, match=r"num_classes=2 is smaller than the number of bins"):
+        jaxinfo.entropy_from_counts_nsb(jnp.array([1, 2, 0]), num_classes=2)
+    with pytest.raises(TypeError, match="num_classes must be an int"):
+        f(jnp.array([1, 2]), estimator="james_stein", num_classes=2.5)
+    with pytest.raises(ValueError, match="counts has a negative entry"):
+        jaxinfo.entropy_from_counts_nsb(jnp.array([1, -2]), num_classes=2)
+
+
+def test_traced_bad_counts_give_nan_not_a_number():
+    out = entropy_from_counts(jnp.array([[2.0, -1.0], [1.0, 1.5], [1.0, 1.0]]), estimator="zhang")
+    assert np.isnan(out[0]) and np.isnan(out[1]) and np.isfinite(out[2])
+    mean, std = jax.jit(jaxinfo.entropy_from_counts_nsb, static_argnames="num_classes")(
+        jnp.array([[2.0, -1.0], [1.0, 1.0]]), num_classes=2
+    )
+    assert np.isnan(mean[0]) and np.isnan(std[0]) and np.isfinite(mean[1])

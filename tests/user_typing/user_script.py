@@ -43,6 +43,12 @@ def main() -> None:
     jaxinfo.renyi_divergence([0.5, 0.5], [0.9, 0.1], 0.5, axis=(0,))
     jaxinfo.perplexity([[0.5, 0.5], [1, 0]], where=[[True, True], [True, False]])
     jaxinfo.entropy_from_counts([4, 2, 1, 1], estimator="miller_madow")
+    jaxinfo.entropy_from_counts([[4, 2], [1, 1]], estimator="nsb", num_classes=6, axis=(0, 1))
+    jaxinfo.entropy_from_counts_nsb([4, 2, 1, 1], num_classes=8, base=2)
+    jaxinfo.differential_entropy([[0.1, 0.2], [0.4, -0.3], [1.0, 0.5], [0.0, 0.9]], k=2)
+    jaxinfo.mutual_information_ksg(
+        [[0.1], [0.4], [1.0], [0.3]], ((0.2,), (0.1,), (0.9,), (0.0,)), k=1
+    )
     jaxinfo.binary_entropy([0.5, 0.11], base=2)
 
     # Logits and labels.
