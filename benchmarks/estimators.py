@@ -29,17 +29,8 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxinfo
+from jaxinfo._estimators import ESTIMATORS
 
-ESTIMATORS = (
-    "plugin",
-    "miller_madow",
-    "chao_shen",
-    "grassberger",
-    "james_stein",
-    "zhang",
-    "chao_wang_jost",
-    "nsb",
-)
 # infomeasure's names; its "grassberger" is the 1988 form, not the 2003 one.
 INFOMEASURE = {
     "plugin": "discrete",
