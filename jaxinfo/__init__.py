@@ -22,7 +22,9 @@ from jaxinfo._gaussian import gaussian_kl_divergence_full as gaussian_kl_diverge
 from jaxinfo._joint import conditional_entropy as conditional_entropy
 from jaxinfo._joint import joint_entropy as joint_entropy
 from jaxinfo._joint import mutual_information as mutual_information
+from jaxinfo._linear import LogitStats as LogitStats
 from jaxinfo._linear import linear_cross_entropy as linear_cross_entropy
+from jaxinfo._linear import linear_entropy as linear_entropy
 from jaxinfo._monte_carlo import kl_estimate as kl_estimate
 from jaxinfo._neighbours import differential_entropy as differential_entropy
 from jaxinfo._neighbours import mutual_information_ksg as mutual_information_ksg
@@ -46,6 +48,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CompensatedSum",
+    "LogitStats",
     "StreamingCrossEntropy",
     "StreamingEntropy",
     "binary_cross_entropy_from_logits",
@@ -76,6 +79,7 @@ __all__ = [
     "kl_divergence_from_logits",
     "kl_estimate",
     "linear_cross_entropy",
+    "linear_entropy",
     "mutual_information",
     "mutual_information_ksg",
     "perplexity",

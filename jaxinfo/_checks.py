@@ -143,6 +143,22 @@ def as_label_array(labels: ArrayLike, name: str = "labels") -> Array:
 
 def check_unit_interval(value: ArrayLike, name: str) -> None:
     """Checks that a concrete scalar option lies in [0, 1]; tracers pass."""
+    check_scalar(value, name, low=0.0, high=1.0)
+
+
+def check_scalar(
+    value: ArrayLike,
+    name: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    open_low: bool = False,
+) -> None:
+    """Checks that a concrete real scalar option lies in ``[low, high]``; tracers pass.
+
+    ``open_low=True`` excludes ``low`` itself (a temperature must be > 0).
+    The message names the option, the value and the interval.
+    """
     if isinstance(value, jax.core.Tracer):
         return
     arr = np.asarray(value)
@@ -150,8 +166,18 @@ def check_unit_interval(value: ArrayLike, name: str) -> None:
         np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
     ):
         raise TypeError(f"{name} must be a real number, got {value!r}.")
-    if arr.shape != () or not 0 <= float(arr) <= 1:
-        raise ValueError(f"{name} must be a scalar in [0, 1], got {value!r}.")
+    lo = "-inf" if low is None else f"{low:g}"
+    hi = "inf" if high is None else f"{high:g}"
+    left = "(" if open_low or low is None else "["
+    right = ")" if high is None else "]"
+    interval = f"{left}{lo}, {hi}{right}"
+    if arr.shape != ():
+        raise ValueError(f"{name} must be a scalar in {interval}, got shape {arr.shape}.")
+    v = float(arr)
+    below = low is not None and (v <= low if open_low else v < low)
+    above = high is not None and v > high
+    if below or above or np.isnan(v):
+        raise ValueError(f"{name} must be a scalar in {interval}, got {value!r}.")
 
 
 def check_probabilities(x: ArrayLike, name: str) -> None:

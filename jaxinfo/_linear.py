@@ -50,26 +50,125 @@ See ``docs/scale.md`` for the full story.
 
 from __future__ import annotations
 
-import functools
 import operator
+from typing import Literal, NamedTuple, overload
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxinfo._checks import Array, ArrayLike, AxisName, as_label_array, as_real_array, compute_dtype
+from jaxinfo import _linear_kernel as kernel
+from jaxinfo._checks import (
+    Array,
+    ArrayLike,
+    AxisName,
+    as_label_array,
+    as_real_array,
+    check_scalar,
+    compute_dtype,
+    type_name,
+)
 from jaxinfo._collectives import class_offset, combine_log_partitions, match_varying, num_classes
 from jaxinfo._reduction import Reduction, check_reduction, reduce_positions
-from jaxinfo._softmax import lse_init, lse_update
-from jaxinfo._units import in_range
+from jaxinfo._units import Outcomes, in_range
 
-# A block of float32 logits of about this many bytes by default: large enough
-# for the matrix products to run at full speed, small enough to be a rounding
-# error next to the (N, V) logits it replaces, and to stay in a CPU's last-level
-# cache between the products and the elementwise work on it.
-_BLOCK_BYTES = 16 * 2**20
-_MIN_CHUNK = 128  # keep blocks a multiple of the lanes of a vector unit
+
+class LogitStats(NamedTuple):
+    r"""Per-position statistics of a linear head's prediction ``softmax(z)``.
+
+    Returned by ``linear_cross_entropy(..., return_stats=True)`` beside the
+    loss, from the same pass over the vocabulary. Every field is shaped like
+    the labels and is given at every position, padding included (mask it as
+    the loss is masked, if you average it).
+
+    .. math::
+       \log Z = \log \sum_v e^{z_v}, \qquad
+       H = -\sum_v q_v \log q_v, \quad q = \mathrm{softmax}(z)
+
+    Attributes:
+      log_z: the log-partition ``log Z`` of the logits ``z`` (after the
+        soft cap, the temperature and the class mask), differentiable.
+      entropy: the entropy of ``softmax(z)`` in nats, differentiable (an
+        entropy bonus in RL fine-tuning adds ``-β·entropy`` to the loss; its
+        gradient comes from the same backward pass as the loss's).
+      argmax: the predicted class (int32, a global class id under
+        ``axis_name``; the first one on a tie), -1 if every class is
+        excluded.
+
+    Examples:
+      >>> x = jnp.array([[1.0, 0.0]])
+      >>> w = jnp.array([[0.0, 2.0, 0.0], [0.0, 0.0, 1.0]])
+      >>> loss, stats = jaxinfo.linear_cross_entropy(x, w, jnp.array([1]), return_stats=True)
+      >>> stats.argmax
+      Array([1], dtype=int32)
+      >>> bool(jnp.allclose(stats.log_z, jnp.log(jnp.exp(0.0) + jnp.exp(2.0) + jnp.exp(0.0))))
+      True
+    """
+
+    log_z: Array
+    entropy: Array
+    argmax: Array
+
+
+@overload
+def linear_cross_entropy(
+    x: ArrayLike,
+    w: ArrayLike,
+    labels: ArrayLike,
+    *,
+    bias: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+    weights: ArrayLike | None = None,
+    label_smoothing: ArrayLike = 0.0,
+    z_loss: ArrayLike = 0.0,
+    logit_soft_cap: ArrayLike | None = None,
+    temperature: ArrayLike = 1.0,
+    chunk_size: int | None = None,
+    axis_name: AxisName | None = None,
+    reduction: Reduction = "none",
+    return_stats: Literal[False] = False,
+) -> Array: ...
+
+
+@overload
+def linear_cross_entropy(
+    x: ArrayLike,
+    w: ArrayLike,
+    labels: ArrayLike,
+    *,
+    bias: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+    weights: ArrayLike | None = None,
+    label_smoothing: ArrayLike = 0.0,
+    z_loss: ArrayLike = 0.0,
+    logit_soft_cap: ArrayLike | None = None,
+    temperature: ArrayLike = 1.0,
+    chunk_size: int | None = None,
+    axis_name: AxisName | None = None,
+    reduction: Reduction = "none",
+    return_stats: Literal[True],
+) -> tuple[Array, LogitStats]: ...
+
+
+@overload
+def linear_cross_entropy(
+    x: ArrayLike,
+    w: ArrayLike,
+    labels: ArrayLike,
+    *,
+    bias: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+    weights: ArrayLike | None = None,
+    label_smoothing: ArrayLike = 0.0,
+    z_loss: ArrayLike = 0.0,
+    logit_soft_cap: ArrayLike | None = None,
+    temperature: ArrayLike = 1.0,
+    chunk_size: int | None = None,
+    axis_name: AxisName | None = None,
+    reduction: Reduction = "none",
+    return_stats: bool,
+) -> Array | tuple[Array, LogitStats]: ...
 
 
 def linear_cross_entropy(
@@ -77,19 +176,40 @@ def linear_cross_entropy(
     w: ArrayLike,
     labels: ArrayLike,
     *,
+    bias: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+    weights: ArrayLike | None = None,
+    label_smoothing: ArrayLike = 0.0,
+    z_loss: ArrayLike = 0.0,
+    logit_soft_cap: ArrayLike | None = None,
+    temperature: ArrayLike = 1.0,
     chunk_size: int | None = None,
     axis_name: AxisName | None = None,
     reduction: Reduction = "none",
-) -> Array:
-    r"""Cross-entropy of ``softmax(x @ w)`` against integer labels, never forming ``x @ w``.
+    return_stats: bool = False,
+) -> Array | tuple[Array, LogitStats]:
+    r"""Cross-entropy of ``softmax(z)``, ``z`` the logits of a linear head, never forming them.
 
     .. math::
-       H(\delta_y, Q) = \log \sum_{v} e^{x \cdot w_v} - x \cdot w_y
+       z = g(x w + b) / T, \qquad
+       \ell = (1 - \varepsilon)\,(\log Z - z_y)
+         + \varepsilon \Big(\log Z - \frac{1}{K}\sum_{v \in \mathcal{K}} z_v\Big)
+         + c\,(\log Z)^2
 
-    Equal to ``cross_entropy_from_labels(labels, x @ w)``, but the (N, V)
-    logits are computed one block of ``chunk_size`` classes at a time, in
-    the forward pass and again in the backward pass (a ``custom_vjp``), so
-    the memory stays O(N·(D + chunk_size)) for any vocabulary size V.
+    with ``g(u) = cap·tanh(u / cap)`` when ``logit_soft_cap`` is set (Gemma
+    2's soft-capping, applied before the temperature) and ``g(u) = u``
+    otherwise; ``Z = Σ_{v ∈ K} e^{z_v}`` over the ``K`` included classes;
+    ``ε`` the label smoothing and ``c`` the z-loss weight (PaLM, T5X). Each
+    position's loss is multiplied by its weight.
+
+    Equal to the same options applied by hand to the materialised logits
+    ``x @ w + bias`` (``cross_entropy_from_labels(labels, z, where=...,
+    label_smoothing=ε) + c·logsumexp(z)²``), but the (N, V) logits are
+    computed one block of ``chunk_size`` classes at a time, in the forward
+    pass and again in the backward pass (a ``custom_vjp``), so the memory
+    stays O(N·(D + chunk_size)) for any vocabulary size V. The statistics of
+    ``return_stats`` come from the same pass, and their gradients from the
+    same backward pass as the loss's.
 
     Reverse mode only: ``jax.grad``, ``jax.vjp``, ``jax.value_and_grad`` and
     ``jax.jacrev`` work; forward mode (``jax.jvp``, ``jax.jacfwd``,
@@ -100,42 +220,70 @@ def linear_cross_entropy(
 
     Args:
       x: hidden states, shape ``(..., D)``.
-      w: classifier weights, shape ``(D, V)`` (no bias: append a column of
-        ones to ``x`` and the bias as a row of ``w`` if you need one). Inside
-        ``shard_map`` with ``axis_name``, this device's block of classes.
+      w: classifier weights, shape ``(D, V)``. Inside ``shard_map`` with
+        ``axis_name``, this device's block of classes.
       labels: integer class ids, shape ``(...)`` (``x`` without its last
         axis). A negative label marks an ignored position: loss 0, no
-        gradient. A label ``>= V`` is out of range and gives NaN.
+        gradient. A label ``>= V`` is out of range and gives NaN; a label on
+        an excluded class gives ``inf``.
+      bias: optional ``(V,)`` bias added to ``x @ w`` (this device's block
+        under ``axis_name``); differentiable.
+      where: optional boolean ``(V,)`` mask of the classes to include (this
+        device's block under ``axis_name``): an excluded class (a padded
+        vocabulary entry, say) is absent from the softmax, the smoothing, the
+        statistics and every gradient. At least one class must be included.
+      weights: optional per-position weights, shaped like ``labels`` (real or
+        boolean): the loss and its gradient are scaled by them. A weight of 0
+        removes a position even where its loss is ``inf`` or NaN.
+      label_smoothing: ``ε`` in ``[0, 1]``: the target is
+        ``(1 - ε)·onehot + ε·uniform`` over the included classes (of the whole
+        vocabulary under ``axis_name``), the convention of
+        ``torch.nn.functional.cross_entropy`` and of
+        :func:`cross_entropy_from_labels`. May be traced.
+      z_loss: ``c >= 0``: adds ``c·(log Z)²`` per position, which keeps the
+        log-partition near 0 (PaLM uses 1e-4). May be traced, and
+        differentiated.
+      logit_soft_cap: ``cap > 0`` to soft-cap the logits,
+        ``cap·tanh(u / cap)``; ``None`` for none.
+      temperature: ``T > 0``; the logits are divided by it (after the cap).
+        A Python number is a constant; a JAX array receives its gradient
+        (as does ``logit_soft_cap``), for a learned temperature.
       chunk_size: classes per block (a static int >= 1); by default about
         16 MiB of float32 logits per block, a multiple of 128 classes. V
         need not be a multiple of it.
       axis_name: for vocabulary (tensor) parallelism inside ``shard_map``:
-        the mesh axis across which ``w`` is split along V in equal
-        contiguous blocks. Each device passes its block ``w`` (D, V / k) and
-        the full ``x`` and global ``labels`` of its positions, and gets the
-        loss over all V classes. ``None``: the whole vocabulary is local.
-      reduction: ``"none"`` for the per-position loss; ``"sum"`` for its sum;
-        ``"mean"`` for its mean over the positions whose label is ``>= 0``
-        (padding excluded), with the gradient of exactly that, and 0 (with a
-        zero gradient) when no label is ``>= 0``; as for
-        :func:`cross_entropy_from_labels`. With ``axis_name`` the
-        per-position loss is the same on every device of that axis, so the
-        reduction is over this device's positions only, and equal on every
-        device of the axis.
+        the mesh axis across which ``w`` (with ``bias`` and ``where``) is
+        split along V in equal contiguous blocks. Each device passes its
+        block and the full ``x``, global ``labels`` and ``weights`` of its
+        positions, and gets the loss over all V classes. Only per-position
+        values cross the devices. ``None``: the whole vocabulary is local.
+      reduction: ``"none"`` for the per-position (weighted) loss; ``"sum"``
+        for its sum; ``"mean"`` for ``Σ wᵢ ℓᵢ / Σ wᵢ`` over the positions
+        whose label is ``>= 0`` (``wᵢ`` the weights, 1 by default), with the
+        gradient of exactly that, and 0 (with a zero gradient) when that sum
+        is 0. With ``axis_name`` the reduction is over this device's
+        positions (the same on every device of that axis); across data
+        shards, ``lax.psum`` the ``"sum"`` and the weight of the real
+        positions, then divide.
+      return_stats: also return a :class:`LogitStats` of per-position
+        ``log_z``, ``entropy`` and ``argmax``.
 
     Returns:
-      For ``reduction="none"``, the per-position loss in nats, shaped like
-      ``labels``; otherwise a scalar. Float32 for bfloat16/float16 inputs
-      (the products run in the input dtype and accumulate in float32),
-      float64 for float64. Gradients come back in the dtypes of ``x`` and
-      ``w``.
+      The loss in nats: per position (shaped like ``labels``) for
+      ``reduction="none"``, else a scalar; with ``return_stats``, the pair
+      ``(loss, stats)``. Float32 for bfloat16/float16 inputs (the products
+      run in the input dtype and accumulate in float32), float64 for float64.
+      Gradients come back in the dtypes of the inputs.
 
     Raises:
-      ValueError: shapes that do not chain, a ``chunk_size`` below 1, or a
-        ``reduction`` other than ``"none"``, ``"sum"``, ``"mean"``.
-      TypeError: non-integer labels, complex or boolean ``x``/``w``, a
-        ``chunk_size`` that is not an int, or a forward-mode derivative
-        (``jax.jvp`` and what builds on it).
+      ValueError: shapes that do not chain, a ``bias``, ``where`` or
+        ``weights`` of the wrong shape, ``temperature <= 0``,
+        ``logit_soft_cap <= 0``, ``label_smoothing`` outside ``[0, 1]``,
+        ``z_loss < 0``, a ``where`` that excludes every class, a
+        ``chunk_size`` below 1, or an unknown ``reduction``.
+      TypeError: non-integer labels, complex or boolean ``x``/``w``/``bias``,
+        a non-boolean ``where``, a ``chunk_size`` that is not an int, or a
+        forward-mode derivative (``jax.jvp`` and what builds on it).
 
     Examples:
       >>> x = jnp.array([[1.0, 0.0], [0.0, 2.0]])
@@ -150,60 +298,441 @@ def linear_cross_entropy(
       >>> jaxinfo.linear_cross_entropy(x, w, jnp.array([1, -1]), reduction="mean")
       Array(0.55144465, dtype=float32)
 
+      A language model's loss with a z-loss, soft-capped logits and the
+      statistics an RL step logs, in one pass:
+
+      >>> loss, stats = jaxinfo.linear_cross_entropy(
+      ...     x, w, jnp.array([1, 2]), z_loss=1e-4, logit_soft_cap=30.0, return_stats=True
+      ... )
+      >>> stats.argmax
+      Array([1, 2], dtype=int32)
+      >>> bool(jnp.all(stats.entropy <= jnp.log(3.0)))
+      True
+
     References:
       Wijmans et al., "Cut Your Losses in Large-Vocabulary Language Models"
       (Cut Cross-Entropy), 2024; Milakov & Gimelshein, "Online normalizer
-      calculation for softmax", 2018.
+      calculation for softmax", 2018; Chowdhery et al., "PaLM", 2022 (the
+      z-loss); Gemma Team, "Gemma 2", 2024 (logit soft-capping).
     """
     check_reduction(reduction)
-    x = as_real_array(x, "x")
-    w = as_real_array(w, "w")
-    labels = as_label_array(labels)
-    if _forward_mode(x) or _forward_mode(w):
-        raise TypeError(_FORWARD_MODE_ERROR)
-    if x.ndim == 0:
-        raise ValueError("x must have at least one dimension (the features D), got a scalar.")
-    if w.ndim != 2:
-        raise ValueError(f"w must be a (D, V) matrix, got shape {w.shape}.")
-    if x.shape[-1] != w.shape[0]:
-        raise ValueError(
-            f"x and w do not chain: x has shape {x.shape} (D = {x.shape[-1]}) but w "
-            f"has shape {w.shape} (D = {w.shape[0]}); expected w of shape "
-            f"({x.shape[-1]}, V)."
+    if not isinstance(return_stats, bool):
+        raise TypeError(f"return_stats must be a bool, got {return_stats!r}.")
+    head = _Prepared.of(
+        "linear_cross_entropy",
+        x,
+        w,
+        labels,
+        bias=bias,
+        where=where,
+        weights=weights,
+        logit_soft_cap=logit_soft_cap,
+        temperature=temperature,
+        chunk_size=chunk_size,
+    )
+    check_scalar(label_smoothing, "label_smoothing", low=0.0, high=1.0)
+    check_scalar(z_loss, "z_loss", low=0.0)
+    smoothing = not _is_zero(label_smoothing)
+    penalty = not _is_zero(z_loss)
+    cfg = head.config(label=True, total=smoothing, entropy=return_stats, argmax=return_stats)
+    terms, global_terms = head.run(cfg, axis_name)
+    log_z, count = global_terms.log_z, global_terms.count
+    acc = log_z.dtype
+
+    loss = in_range(log_z - global_terms.label, None)  # -log q_y >= 0, also after rounding
+    if smoothing:
+        eps = jnp.asarray(label_smoothing, acc)
+        uniform = in_range(log_z - global_terms.total / count_value(count, acc), None)
+        hard = jnp.where(eps == 1, jnp.zeros_like(loss), (1 - eps) * loss)
+        loss = hard + eps * uniform
+    if penalty:
+        loss = loss + jnp.asarray(z_loss, acc) * jnp.square(log_z)
+    y = head.labels
+    loss = jnp.where(y >= num_classes(head.vocab, axis_name), jnp.nan, loss)
+    loss = jnp.where(y < 0, jnp.zeros_like(loss), loss)
+    loss = head.reduce(loss.reshape(head.batch_shape), reduction)
+    if not return_stats:
+        return loss
+    stats = LogitStats(
+        log_z=log_z.reshape(head.batch_shape),
+        entropy=_global_entropy(terms, log_z, count, axis_name).reshape(head.batch_shape),
+        argmax=_global_argmax(terms, head.vocab, axis_name).reshape(head.batch_shape),
+    )
+    return loss, stats
+
+
+def linear_entropy(
+    x: ArrayLike,
+    w: ArrayLike,
+    *,
+    bias: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+    weights: ArrayLike | None = None,
+    logit_soft_cap: ArrayLike | None = None,
+    temperature: ArrayLike = 1.0,
+    chunk_size: int | None = None,
+    axis_name: AxisName | None = None,
+) -> Array:
+    r"""Entropy of ``softmax(z)``, ``z`` the logits of a linear head, never forming them.
+
+    .. math::
+       H(Q) = \log Z - \sum_v q_v z_v, \qquad q = \mathrm{softmax}(z), \quad
+       z = g(x w + b) / T
+
+    The per-position entropy of a policy's next-token distribution (an
+    entropy regulariser in RL fine-tuning, or a model's uncertainty per
+    token), with the logits as in :func:`linear_cross_entropy` and the same
+    memory bound: one block of ``chunk_size`` classes at a time, forward and
+    backward. Equal to ``entropy_from_logits(x @ w + bias, where=where)``.
+    Reverse mode only, as :func:`linear_cross_entropy`.
+
+    Args:
+      x: hidden states, shape ``(..., D)``.
+      w: classifier weights, shape ``(D, V)`` (this device's block of classes
+        under ``axis_name``).
+      bias: optional ``(V,)`` bias added to ``x @ w``.
+      where: optional boolean ``(V,)`` mask of the classes to include.
+      weights: optional per-position weights, shaped like ``x`` without its
+        last axis; the entropy and its gradient are scaled by them.
+      logit_soft_cap: ``cap > 0`` to soft-cap the logits; ``None`` for none.
+      temperature: ``T > 0``; the logits are divided by it (after the cap).
+      chunk_size: classes per block, as in :func:`linear_cross_entropy`.
+      axis_name: the mesh axis across which the classes are split inside
+        ``shard_map``, as in :func:`linear_cross_entropy`.
+
+    Returns:
+      The entropy in nats per position (shaped like ``x`` without its last
+      axis), in ``[0, log K]`` for ``K`` included classes. Float32 for
+      bfloat16/float16 inputs.
+
+    Raises:
+      ValueError: shapes that do not chain, a ``bias``, ``where`` or
+        ``weights`` of the wrong shape, ``temperature <= 0``,
+        ``logit_soft_cap <= 0``, a ``where`` that excludes every class, or a
+        ``chunk_size`` below 1.
+      TypeError: complex or boolean ``x``/``w``/``bias``, a non-boolean
+        ``where``, a ``chunk_size`` that is not an int, or forward mode.
+
+    Examples:
+      >>> x = jnp.array([[1.0, 0.0], [0.0, 0.0]])
+      >>> w = jnp.array([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+      >>> jaxinfo.linear_entropy(x, w)
+      Array([0.9753278, 1.0986123], dtype=float32)
+      >>> jaxinfo.entropy_from_logits(x @ w)
+      Array([0.9753278, 1.0986123], dtype=float32)
+    """
+    x_arr = as_real_array(x, "x")
+    labels = jnp.full(x_arr.shape[:-1], -1, jnp.int32)
+    head = _Prepared.of(
+        "linear_entropy",
+        x_arr,
+        w,
+        labels,
+        bias=bias,
+        where=where,
+        weights=weights,
+        logit_soft_cap=logit_soft_cap,
+        temperature=temperature,
+        chunk_size=chunk_size,
+        weights_name="weights",
+        labels_given=False,
+    )
+    cfg = head.config(label=False, total=False, entropy=True, argmax=False)
+    terms, global_terms = head.run(cfg, axis_name)
+    entropy = _global_entropy(terms, global_terms.log_z, global_terms.count, axis_name)
+    entropy = entropy.reshape(head.batch_shape)
+    if head.weights is None:
+        return entropy
+    return _weighted(entropy, head.weights)
+
+
+# --------------------------------------------------------------------------
+# arguments
+# --------------------------------------------------------------------------
+
+
+def _is_zero(value: object) -> bool:
+    """A Python number equal to 0 (nothing to compute); arrays may be traced: False."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == 0
+
+
+def _is_one(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == 1
+
+
+def _differentiable(value: object) -> bool:
+    """A JAX array (possibly traced), which may be differentiated; Python numbers are not."""
+    return isinstance(value, (jax.Array, jax.core.Tracer))
+
+
+class _Global(NamedTuple):
+    log_z: Array
+    label: Array | None
+    total: Array | None
+    count: Outcomes
+
+
+class _Prepared:
+    """The checked arguments of a linear-head loss, flattened to (N, D), (D, V), (N,)."""
+
+    @classmethod
+    def of(
+        cls,
+        fname,
+        x,
+        w,
+        labels,
+        *,
+        bias,
+        where,
+        weights,
+        logit_soft_cap,
+        temperature,
+        chunk_size,
+        weights_name="weights",
+        labels_given=True,
+    ):
+        self = cls()
+        x = as_real_array(x, "x")
+        w = as_real_array(w, "w")
+        labels = as_label_array(labels) if labels_given else labels
+        if x.ndim == 0:
+            raise ValueError("x must have at least one dimension (the features D), got a scalar.")
+        if w.ndim != 2:
+            raise ValueError(f"w must be a (D, V) matrix, got shape {w.shape}.")
+        if x.shape[-1] != w.shape[0]:
+            raise ValueError(
+                f"x and w do not chain: x has shape {x.shape} (D = {x.shape[-1]}) but w "
+                f"has shape {w.shape} (D = {w.shape[0]}); expected w of shape "
+                f"({x.shape[-1]}, V)."
+            )
+        if labels_given and labels.shape != x.shape[:-1]:
+            raise ValueError(
+                f"labels must have the shape of x without its last axis: x has shape "
+                f"{x.shape}, so labels should have shape {x.shape[:-1]}, got {labels.shape}."
+            )
+        num_features, vocab = w.shape
+        self.vocab = vocab
+        self.batch_shape = x.shape[:-1]
+        n = int(np.prod(self.batch_shape, dtype=np.int64))
+        self.chunk = kernel.chunk_size(_check_chunk_size(chunk_size), n, vocab)
+        check_scalar(temperature, "temperature", low=0.0, open_low=True)
+        if logit_soft_cap is not None:
+            check_scalar(logit_soft_cap, "logit_soft_cap", low=0.0, open_low=True)
+        # The matmul's dtype: the common one, or the wider (at least float32).
+        dtype = x.dtype if x.dtype == w.dtype else compute_dtype(x.dtype, w.dtype)
+        acc = compute_dtype(dtype)
+        x = x.astype(dtype).reshape(n, num_features)
+        # w keeps its own dtype: a float32 x with a bfloat16 w converts one
+        # block at a time inside the loop, never the whole (D, V) matrix.
+        bias_arr = None
+        if bias is not None:
+            bias_arr = as_real_array(bias, "bias")
+            if bias_arr.shape != (vocab,):
+                raise ValueError(
+                    f"bias must have shape (V,) = ({vocab},), the classes of w (this "
+                    f"device's block under axis_name), got shape {bias_arr.shape}."
+                )
+        self.mask = _class_mask(where, vocab)
+        self.weights = None
+        if weights is not None:
+            self.weights = _position_weights(weights, self.batch_shape, weights_name, acc)
+        self.cap = logit_soft_cap is not None
+        self.scale = not _is_one(temperature)
+        self.scalar_grads = (self.scale and _differentiable(temperature)) or (
+            self.cap and _differentiable(logit_soft_cap)
         )
-    if labels.shape != x.shape[:-1]:
-        raise ValueError(
-            f"labels must have the shape of x without its last axis: x has shape "
-            f"{x.shape}, so labels should have shape {x.shape[:-1]}, got {labels.shape}."
+        inv_t = 1 / jnp.asarray(temperature, acc)
+        cap = jnp.asarray(1.0 if logit_soft_cap is None else logit_soft_cap, acc)
+        scalars = jnp.stack([inv_t, cap])
+        args = [x, w, scalars] + ([] if bias_arr is None else [bias_arr])
+        for a in (x, w, bias_arr, temperature, logit_soft_cap):
+            if a is not None and _forward_mode(a):
+                raise TypeError(_forward_mode_error(fname))
+        # Inside shard_map, the differentiable inputs are cast to vary along
+        # the same mesh axes, so that the partial cotangents of a replicated
+        # input are summed (the cast's transpose is a psum); labels, the mask
+        # and the weights need no cotangent from the kernel and keep their type.
+        args = match_varying(*args)
+        x, w, scalars = args[:3]
+        bias_arr = args[3].astype(acc) if bias_arr is not None else None
+        self.head = kernel.Head(x=x, w=w, bias=bias_arr, mask=self.mask, scalars=scalars)
+        self.labels = labels.reshape(n)
+        self.valid = labels >= 0
+        return self
+
+    def config(self, **wanted) -> kernel.Config:
+        return kernel.Config(
+            chunk=self.chunk,
+            cap=self.cap,
+            scale=self.scale,
+            scalar_grads=self.scalar_grads,
+            **wanted,
         )
-    num_features, vocab = w.shape
-    batch_shape = labels.shape
-    n = int(np.prod(batch_shape, dtype=np.int64))
-    chunk = _chunk_size(chunk_size, n, vocab)
-    # The matmul's dtype: the common one, or the wider (at least float32).
-    dtype = x.dtype if x.dtype == w.dtype else compute_dtype(x.dtype, w.dtype)
-    x = x.astype(dtype).reshape(n, num_features)
-    # w keeps its own dtype: a float32 x with a bfloat16 w converts one block
-    # at a time inside the loop, never the whole (D, V) matrix.
-    # Inside shard_map, x and w are cast to vary along the same mesh axes, so
-    # that the partial cotangents of a replicated input are summed (the cast's
-    # transpose is a psum); labels need no cotangent and keep their type.
-    x, w = match_varying(x, w)
-    loss = _loss(x, w, labels.reshape(n), chunk, axis_name)
-    return reduce_positions(loss.reshape(batch_shape), labels >= 0, reduction)
+
+    def run(self, cfg: kernel.Config, axis_name):
+        """The kernel on this device's classes, and its terms over all classes."""
+        y_local = self.labels - class_offset(self.vocab, axis_name)
+        terms = kernel.local_terms(self.head, y_local, cfg)
+        log_z = combine_log_partitions(terms.log_z, axis_name)
+        label = total = None
+        if cfg.label:
+            label = terms.label if axis_name is None else lax.psum(terms.label, axis_name)
+        if cfg.total:
+            total = terms.total if axis_name is None else lax.psum(terms.total, axis_name)
+        return terms, _Global(log_z, label, total, self.count(axis_name))
+
+    def count(self, axis_name) -> Outcomes:
+        """The number of included classes over all devices: static, or traced with its maximum."""
+        most = num_classes(self.vocab, axis_name)
+        if self.mask is None:
+            return most
+        count = jnp.sum(self.mask, dtype=jnp.int32)
+        if axis_name is not None:
+            count = lax.psum(count, axis_name)
+        return count, most
+
+    def reduce(self, loss: Array, reduction: str) -> Array:
+        """Weights, then the reduction over the positions whose label is >= 0."""
+        valid = self.valid
+        if self.weights is None:
+            return reduce_positions(loss, valid, reduction)
+        weights = jnp.where(valid, self.weights, jnp.zeros_like(self.weights))
+        if reduction == "none":
+            return _weighted(loss, weights)
+        return reduce_positions(loss, weights, reduction)
 
 
-_FORWARD_MODE_ERROR = (
-    "linear_cross_entropy supports reverse-mode differentiation only (jax.grad, "
-    "jax.vjp, jax.jacrev): its derivative is a custom_vjp that recomputes the "
-    "logits block by block. Forward mode (jax.jvp, jax.jacfwd, jax.linearize, "
-    "jax.hessian) needs the materialised loss: differentiate "
-    "jaxinfo.cross_entropy_from_labels(labels, x @ w) instead, at the price of "
-    "the (N, V) logits."
-)
+def _weighted(value: Array, weights: Array) -> Array:
+    """``weights · value``, exactly 0 (value and gradient) where the weight is 0."""
+    counts = weights != 0
+    safe = jnp.where(counts, value, jnp.zeros_like(value))
+    return safe * weights.astype(value.dtype)
 
 
-def _forward_mode(a: Array) -> bool:
+def count_value(count: Outcomes, dtype) -> Array:
+    """The number of included classes as a float (at least 1)."""
+    k = count if isinstance(count, int) else count[0]
+    return jnp.maximum(jnp.asarray(k, dtype), 1)
+
+
+def _class_mask(where: ArrayLike | None, vocab: int) -> Array | None:
+    if where is None:
+        return None
+    if isinstance(where, (list, tuple)):
+        where = np.asarray(where)
+    try:
+        dtype = jnp.result_type(where)
+    except TypeError as e:
+        raise TypeError(
+            f"where must be a boolean array of classes, got an object of type {type_name(where)}."
+        ) from e
+    if dtype != jnp.bool_:
+        raise TypeError(f"where must be a boolean (V,) mask of classes, got dtype {dtype}.")
+    where = jnp.asarray(where)
+    if where.shape != (vocab,):
+        raise ValueError(
+            f"where must have shape (V,) = ({vocab},), one entry per class of w (this "
+            f"device's block under axis_name), got shape {where.shape}."
+        )
+    if not isinstance(where, jax.core.Tracer) and not bool(np.any(np.asarray(where))):
+        # Under axis_name a device's block may legitimately be all excluded;
+        # then only the whole vocabulary must include a class.
+        raise ValueError("where excludes every class of w: at least one class must be included.")
+    return where
+
+
+def _position_weights(weights, batch_shape, name, acc) -> Array:
+    if isinstance(weights, (list, tuple)):
+        weights = np.asarray(weights)
+    try:
+        dtype = jnp.result_type(weights)
+    except TypeError as e:
+        raise TypeError(
+            f"{name} must be a real array of per-position weights, got an object of type "
+            f"{type_name(weights)}."
+        ) from e
+    if dtype == jnp.bool_:
+        weights = jnp.asarray(weights).astype(acc)
+    else:
+        weights = as_real_array(weights, name)
+    if weights.shape != tuple(batch_shape):
+        raise ValueError(
+            f"{name} must have one weight per position, shape {tuple(batch_shape)} (x without "
+            f"its last axis), got shape {weights.shape}."
+        )
+    return weights.astype(acc)
+
+
+def _check_chunk_size(chunk_size: object) -> int | None:
+    if chunk_size is None:
+        return None
+    if isinstance(chunk_size, bool):
+        raise TypeError(f"chunk_size must be an int or None, got {chunk_size!r}.")
+    try:
+        chunk = operator.index(chunk_size)
+    except TypeError as e:
+        raise TypeError(
+            f"chunk_size must be an int or None, got {chunk_size!r} of type "
+            f"{type(chunk_size).__name__}."
+        ) from e
+    if chunk < 1:
+        raise ValueError(f"chunk_size must be a positive int, got {chunk}.")
+    return chunk
+
+
+# --------------------------------------------------------------------------
+# statistics over all devices
+# --------------------------------------------------------------------------
+
+
+def _global_entropy(terms: kernel.Terms, log_z: Array, count: Outcomes, axis_name) -> Array:
+    """The entropy over all classes from each device's own: ``Σ_k π_k H_k + H(π)``.
+
+    ``π_k = Z_k / Z`` is device ``k``'s share of the probability (the chain
+    rule of entropy: pick a device, then a class within it). A device whose
+    classes are all excluded has share 0 and adds nothing.
+    """
+    entropy = terms.entropy
+    if axis_name is not None:
+        a = terms.log_z - log_z  # log π_k <= 0; -inf for an empty device
+        finite = jnp.isfinite(a)
+        a = jnp.where(finite, a, jnp.zeros_like(a))
+        share = jnp.where(finite, jnp.exp(a), jnp.zeros_like(a))
+        entropy = lax.psum(share * (entropy - a), axis_name)
+    return in_range(entropy, None, log_of=count)
+
+
+def _global_argmax(terms: kernel.Terms, vocab: int, axis_name) -> Array:
+    """The predicted class over all devices (the smallest id on a tie), -1 if none."""
+    argmax = terms.argmax
+    if axis_name is None:
+        return argmax
+    peak = lax.stop_gradient(terms.peak)
+    best = lax.pmax(peak, axis_name)
+    big = np.iinfo(np.int32).max
+    ids = jnp.where((peak == best) & (argmax >= 0), argmax + class_offset(vocab, axis_name), big)
+    ids = lax.pmin(ids, axis_name)
+    return jnp.where(ids == big, -1, ids)
+
+
+# --------------------------------------------------------------------------
+# forward mode
+# --------------------------------------------------------------------------
+
+
+def _forward_mode_error(fname: str) -> str:
+    return (
+        f"{fname} supports reverse-mode differentiation only (jax.grad, "
+        "jax.vjp, jax.jacrev): its derivative is a custom_vjp that recomputes the "
+        "logits block by block. Forward mode (jax.jvp, jax.jacfwd, jax.linearize, "
+        "jax.hessian) needs the materialised loss: differentiate "
+        "jaxinfo.cross_entropy_from_labels(labels, x @ w) (or entropy_from_logits(x @ w)) "
+        "instead, at the price of the (N, V) logits."
+    )
+
+
+def _forward_mode(a: object) -> bool:
     """Whether ``a`` carries a tangent of ``jax.jvp`` (or of what builds on it).
 
     JAX's own error for forward mode through a ``custom_vjp`` names neither
@@ -227,293 +756,3 @@ def _forward_mode(a: Array) -> bool:
         inner = getattr(a, "primal", None)
         a = inner if inner is not None else getattr(a, "val", None)
     return False
-
-
-def _chunk_size(chunk_size: object, n: int, vocab: int) -> int:
-    if chunk_size is None:
-        chunk = _BLOCK_BYTES // (4 * max(n, 1))
-        chunk = max(_MIN_CHUNK, chunk // _MIN_CHUNK * _MIN_CHUNK)
-    else:
-        if isinstance(chunk_size, bool):
-            raise TypeError(f"chunk_size must be an int or None, got {chunk_size!r}.")
-        try:
-            chunk = operator.index(chunk_size)
-        except TypeError as e:
-            raise TypeError(
-                f"chunk_size must be an int or None, got {chunk_size!r} of type "
-                f"{type(chunk_size).__name__}."
-            ) from e
-        if chunk < 1:
-            raise ValueError(f"chunk_size must be a positive int, got {chunk}.")
-    return max(1, min(chunk, vocab))
-
-
-# --------------------------------------------------------------------------
-# the blockwise kernel: x (N, D), w (D, V), y (N,) int32
-# --------------------------------------------------------------------------
-
-
-class _Block:
-    """Block ``j`` of ``size`` columns out of ``vocab``: where it starts, which columns are new.
-
-    Blocks have a fixed size (one compiled loop body). When ``size`` does not
-    divide ``vocab`` the last block is moved back to start at
-    ``vocab - size`` (``w`` is never padded or copied); its first ``stale``
-    columns were covered by the previous block and are masked out.
-    """
-
-    def __init__(self, j: Array, size: int, vocab: int):
-        first = j * size
-        if vocab % size:
-            self.start = jnp.minimum(first, vocab - size)
-            self.stale = first - self.start
-        else:
-            self.start, self.stale = first, None
-
-    def fresh(self, offset: Array | int, width: int) -> Array | None:
-        """(1, width) mask of the new columns ``offset ... offset + width - 1``; None: all."""
-        if self.stale is None:
-            return None
-        return lax.broadcasted_iota(jnp.int32, (1, width), 1) + offset >= self.stale
-
-
-def _matmul(a: Array, b: Array, contract: tuple[int, int], acc: np.dtype) -> Array:
-    """``a @ b`` contracting ``a``'s axis ``contract[0]`` with ``b``'s ``contract[1]``.
-
-    No transpose is materialised; products run in the inputs' dtype and
-    accumulate in ``acc`` (float32 for bfloat16 inputs).
-    """
-    dims = (((contract[0],), (contract[1],)), ((), ()))
-    return lax.dot_general(a, b, dims, preferred_element_type=acc)
-
-
-def _block_logits(x: Array, w_block: Array, acc: np.dtype) -> Array:
-    """The (N, C) block of logits ``x @ w_block``.
-
-    Every use must see the same rounded values: the running maximum, the
-    exponentials shifted by it and, in the backward pass, the exponentials
-    shifted by the saved log-partition. A product over one feature (D = 1)
-    is, to XLA, an elementwise multiplication, which it recomputes inside
-    each consumer and, on CPU, contracts with the shift ``x·w - m`` into a
-    fused multiply-add whose unrounded product differs from the maximum by up
-    to half an ulp of the logit: ``exp(±1e23)`` for logits of 1e30, a loss of
-    ``±inf``. So one feature is padded to two with zeros, which keeps the
-    product a dot, computed once (no optimization barrier or ``cond``
-    survives XLA's simplification there).
-    """
-    if x.shape[1] == 1:
-        x = jnp.concatenate([x, jnp.zeros_like(x)], axis=1)
-        w_block = jnp.concatenate([w_block, jnp.zeros_like(w_block)], axis=0)
-    return _matmul(x, w_block, (1, 0), acc)
-
-
-def _label_mask(y_local: Array, start: Array, width: int) -> Array:
-    """(N, width) one-hot of the labels among columns ``start ... start + width - 1``."""
-    return lax.broadcasted_iota(jnp.int32, (1, width), 1) == (y_local - start)[:, None]
-
-
-# --------------------------------------------------------------------------
-# Reading and writing blocks of columns of a 16-bit float matrix on CPU
-#
-# XLA on CPU computes every bfloat16/float16 operation other than a few
-# library calls in float32, data movement included. A dynamic slice of w
-# becomes a slice of a float32 copy of the whole of w, which the compiler
-# hoists out of the loop (2.4 GiB for a bfloat16 w at D = 2304, V = 262144);
-# an in-place update of dw becomes a pass over the whole of dw. So, on CPU:
-# the slice runs inside a (trivially true) ``cond``, whose branch the hoisting
-# does not reach and where the conversion fuses into the slice; and the blocks
-# of dw are staged as raw 16-bit integers (which XLA updates in place) and
-# written into dw a few tens of MiB at a time, so that the passes over dw are
-# few. GPUs and TPUs handle 16-bit floats natively and take the plain path;
-# ``lax.platform_dependent`` picks one when the program is lowered.
-# --------------------------------------------------------------------------
-
-_FLUSH_BYTES = 64 * 2**20  # dw staged on CPU before each pass over the whole of dw
-
-
-def _is_half(dtype: np.dtype) -> bool:
-    return jnp.issubdtype(dtype, jnp.floating) and jnp.dtype(dtype).itemsize == 2
-
-
-def _per_platform(loop, *args, dtype: np.dtype):
-    """Runs ``loop(*args, cpu=...)`` with the CPU variant where it matters.
-
-    ``args`` are arrays (they are traced); static options go in a partial.
-    """
-    if not _is_half(dtype):
-        return loop(*args, cpu=False)
-    return lax.platform_dependent(
-        *args,
-        cpu=functools.partial(loop, cpu=True),
-        default=functools.partial(loop, cpu=False),
-    )
-
-
-def _group_size(most: int, vocab: int, chunk: int) -> int:
-    """Blocks per group: at most ``most``, a divisor of the number of blocks if possible.
-
-    Groups that tile the vocabulary exactly leave no overlap to compute twice.
-    """
-    blocks = vocab // chunk
-    most = max(1, min(most, blocks))
-    if vocab % chunk == 0:
-        most = max(k for k in range(1, most + 1) if blocks % k == 0)
-    return most
-
-
-def _take_columns(w: Array, start: Array, width: int, cpu: bool) -> Array:
-    """``w[:, start:start + width]``."""
-
-    def take(w):
-        return lax.dynamic_slice_in_dim(w, start, width, axis=1)
-
-    if not cpu:
-        return take(w)
-
-    def never(w):
-        return jnp.zeros_like(w, shape=(w.shape[0], width))
-
-    return lax.cond(start >= 0, take, never, w)
-
-
-# --------------------------------------------------------------------------
-# forward and backward passes
-# --------------------------------------------------------------------------
-
-
-def _loss(x, w, y, chunk, axis_name):
-    """Per-position loss from the local log-partition and label logit.
-
-    The ``custom_vjp`` below sees only this device's classes and no
-    collective; the shards are combined here with ordinary JAX operations,
-    whose derivatives JAX takes itself under either of ``shard_map``'s typing
-    modes.
-    """
-    vocab = w.shape[1]
-    y_local = y - class_offset(vocab, axis_name)
-    log_z, label_logit = _local_terms(x, w, y_local, chunk)
-    log_z = combine_log_partitions(log_z, axis_name)
-    if axis_name is not None:
-        label_logit = lax.psum(label_logit, axis_name)
-    loss = in_range(log_z - label_logit, None)  # -log q_y >= 0, also after rounding
-    loss = jnp.where(y >= num_classes(vocab, axis_name), jnp.nan, loss)
-    return jnp.where(y < 0, 0, loss)
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
-def _local_terms(x: Array, w: Array, y_local: Array, chunk: int) -> tuple[Array, Array]:
-    """``(log Σ_v exp(x·w_v), x·w_y)`` over the local classes, one block at a time.
-
-    ``y_local`` is the label's column in ``w``; outside ``[0, V)`` the label
-    logit is 0.
-    """
-    loop = functools.partial(_forward_loop, chunk=chunk)
-    return _per_platform(loop, x, w, y_local, dtype=w.dtype)
-
-
-def _forward_loop(x, w, y_local, *, chunk, cpu):
-    """Online log-sum-exp and label logit over blocks of ``chunk`` columns."""
-    vocab = w.shape[1]
-    acc = compute_dtype(x.dtype)
-
-    def body(j, carry):
-        m, s, label_logit = carry
-        block = _Block(j, chunk, vocab)
-        fresh = block.fresh(0, chunk)
-        w_block = _take_columns(w, block.start, chunk, cpu).astype(x.dtype)
-        logits = _block_logits(x, w_block, acc)
-        if fresh is not None:
-            logits = jnp.where(fresh, logits, -jnp.inf)
-        m, s = lse_update(m, s, logits)
-        # The label's logit, if it is in this block: a gather of N values, not
-        # a masked pass over the block.
-        col = y_local - block.start
-        first_new = 0 if block.stale is None else block.stale
-        here = (col >= first_new) & (col < chunk)
-        picked = jnp.take_along_axis(
-            logits, jnp.clip(col, 0, chunk - 1)[:, None], axis=1, mode="promise_in_bounds"
-        )[:, 0]
-        label_logit = label_logit + jnp.where(here, picked, 0)
-        return m, s, label_logit
-
-    zero = jnp.zeros_like(y_local, dtype=acc)
-    m, s = lse_init(zero)
-    m, s, label_logit = lax.fori_loop(0, -(-vocab // chunk), body, (m, s, zero))
-    return m + jnp.log(s), label_logit
-
-
-def _local_terms_fwd(x, w, y_local, chunk):
-    log_z, label_logit = _local_terms(x, w, y_local, chunk)
-    return (log_z, label_logit), (x, w, y_local, log_z)
-
-
-def _local_terms_bwd(chunk, residuals, cotangents):
-    x, w, y_local, log_z = residuals
-    ct_log_z, ct_label = cotangents
-    acc = compute_dtype(x.dtype)
-    ct_log_z = jnp.asarray(ct_log_z, acc)[:, None]
-    ct_label = jnp.asarray(ct_label, acc)[:, None]
-    loop = functools.partial(_backward_loop, chunk=chunk)
-    dx, dw = _per_platform(loop, x, w, y_local, log_z[:, None], ct_log_z, ct_label, dtype=w.dtype)
-    return dx.astype(x.dtype), dw, None
-
-
-_local_terms.defvjp(_local_terms_fwd, _local_terms_bwd)
-
-
-def _backward_loop(x, w, y_local, log_z, ct_log_z, ct_label, *, chunk, cpu):
-    """``dx = Σ G @ w_blockᵀ`` (accumulated) and ``dw[:, block] = xᵀ @ G`` (written).
-
-    ``G`` is the cotangent of a block of logits: ``ct_log_z · softmax_local +
-    ct_label · onehot``, with the softmax recomputed from the saved ``log_z``.
-
-    Blocks of ``chunk`` columns are grouped in groups of ``per_group``; each
-    group's part of dw is staged, then written into dw at once. Off CPU, or
-    for 32/64-bit w, a group is one block and the staging is a formality.
-    """
-    num_features, vocab = w.shape
-    acc = compute_dtype(x.dtype)
-    per_group = 1
-    if cpu:
-        per_group = _group_size(_FLUSH_BYTES // (2 * max(num_features, 1) * chunk), vocab, chunk)
-    width = per_group * chunk
-    staged_dtype = jnp.uint16 if cpu else w.dtype
-
-    def group_body(k, carry):
-        dx, dw = carry
-        group = _Block(k, width, vocab)
-
-        def block_body(i, carry):
-            dx, staged = carry
-            offset = i * chunk
-            start = group.start + offset
-            fresh = group.fresh(offset, chunk)
-            w_block = _take_columns(w, start, chunk, cpu).astype(x.dtype)
-            logits = _block_logits(x, w_block, acc)
-            p = jnp.exp(logits - log_z)
-            hit = _label_mask(y_local, start, chunk)
-            grad = (ct_log_z * p + jnp.where(hit, ct_label, 0)).astype(x.dtype)
-            # Columns of an overlapping last group that the previous group
-            # covered (see _Block): their dw is computed again and written
-            # again (no read of dw, so XLA updates it in place), but they must
-            # not count twice in dx.
-            grad_x = grad if fresh is None else jnp.where(fresh, grad, 0)
-            dx = dx + _matmul(grad_x, w_block, (1, 1), acc)
-            dw_block = _matmul(x, grad, (0, 0), acc).astype(w.dtype)
-            if cpu:
-                dw_block = lax.bitcast_convert_type(dw_block, staged_dtype)
-            staged = lax.dynamic_update_slice_in_dim(staged, dw_block, offset, axis=1)
-            return dx, staged
-
-        staged = jnp.zeros_like(w, shape=(num_features, width), dtype=staged_dtype)
-        dx, staged = lax.fori_loop(0, per_group, block_body, (dx, staged))
-        # On CPU dw is updated through its bits too: XLA then writes the
-        # group in place, where a 16-bit float update would take a copy of dw.
-        dw = lax.bitcast_convert_type(dw, staged_dtype) if cpu else dw
-        dw = lax.dynamic_update_slice_in_dim(dw, staged, group.start, axis=1)
-        dw = lax.bitcast_convert_type(dw, w.dtype) if cpu else dw
-        return dx, dw
-
-    dx = jnp.zeros_like(x, dtype=acc)
-    dw = jnp.zeros_like(w)
-    return lax.fori_loop(0, -(-vocab // width), group_body, (dx, dw))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import jaxinfo
-from jaxinfo import _linear
+from jaxinfo import _linear_kernel as kernel
 
 
 def _problem(n=24, d=16, v=300, seed=0, scale=1.0):
@@ -267,12 +267,18 @@ def test_both_platform_variants_agree(cpu, vocab):
     x, w, labels = _problem(n=16, d=8, v=vocab)
     xh, wh = jnp.asarray(x, jnp.bfloat16), jnp.asarray(w, jnp.bfloat16)
     y = jnp.asarray(labels, jnp.int32)
-    log_z, label_logit = _linear._forward_loop(xh, wh, y, chunk=32, cpu=cpu)
+    head = kernel.Head(x=xh, w=wh, bias=None, mask=None, scalars=jnp.ones(2, jnp.float32))
+    cfg = kernel.Config(chunk=32)
+    terms = kernel._forward_loop(head, y, cfg=cfg, cpu=cpu)
+    log_z, label_logit = terms.log_z, terms.label
     logits = np.asarray(xh, np.float64) @ np.asarray(wh, np.float64)
     np.testing.assert_allclose(log_z, np.log(np.exp(logits).sum(1)), rtol=1e-6)
     np.testing.assert_allclose(label_logit, logits[np.arange(16), labels], rtol=1e-5, atol=1e-6)
     ones = jnp.ones((16, 1), jnp.float32)
-    dx, dw = _linear._backward_loop(xh, wh, y, log_z[:, None], ones, -ones, chunk=32, cpu=cpu)
+    grads = kernel._backward_loop(
+        head, y, (log_z[:, None], None), (ones, -ones, None, None), cfg=cfg, cpu=cpu
+    )
+    dx, dw = grads.x, grads.w
     _, ref_dx, ref_dw = _reference(
         np.asarray(xh, np.float64), np.asarray(wh, np.float64), labels, np.ones(16)
     )
@@ -281,10 +287,10 @@ def test_both_platform_variants_agree(cpu, vocab):
 
 
 def test_group_size():
-    assert _linear._group_size(14, 262144, 1024) == 8  # a divisor of 256 blocks
-    assert _linear._group_size(14, 262000, 1024) == 14  # ragged: no divisor needed
-    assert _linear._group_size(100, 4096, 1024) == 4
-    assert _linear._group_size(0, 4096, 1024) == 1
+    assert kernel.group_size(14, 262144, 1024) == 8  # a divisor of 256 blocks
+    assert kernel.group_size(14, 262000, 1024) == 14  # ragged: no divisor needed
+    assert kernel.group_size(100, 4096, 1024) == 4
+    assert kernel.group_size(0, 4096, 1024) == 1
 
 
 # ----------------------------------------------------------------------------
@@ -384,11 +390,11 @@ def test_chunk_size_accepts_numpy_ints():
 
 def test_default_chunk_size():
     # About 16 MiB of float32 logits per block, a multiple of 128, at most V.
-    assert _linear._chunk_size(None, 8192, 262144) == 512
-    assert _linear._chunk_size(None, 2048, 32768) == 2048
-    assert _linear._chunk_size(None, 10**7, 262144) == 128
-    assert _linear._chunk_size(None, 4, 1000) == 1000
-    assert _linear._chunk_size(None, 0, 50) == 50
+    assert kernel.chunk_size(None, 8192, 262144) == 512
+    assert kernel.chunk_size(None, 2048, 32768) == 2048
+    assert kernel.chunk_size(None, 10**7, 262144) == 128
+    assert kernel.chunk_size(None, 4, 1000) == 1000
+    assert kernel.chunk_size(None, 0, 50) == 50
 
 
 # ----------------------------------------------------------------------------

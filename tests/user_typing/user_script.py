@@ -61,6 +61,22 @@ def main() -> None:
     x, w = [[1.0, 2.0], [0.5, -1.0]], np.ones((2, 5), np.float32)
     jaxinfo.linear_cross_entropy(x, w, [1, 4], chunk_size=2)
     jaxinfo.linear_cross_entropy(x, w, [1, -1], reduction="mean")
+    loss, stats = jaxinfo.linear_cross_entropy(
+        x,
+        w,
+        [1, 4],
+        bias=[0.0] * 5,
+        where=[True] * 5,
+        weights=[1.0, 0.5],
+        label_smoothing=0.1,
+        z_loss=1e-4,
+        logit_soft_cap=30.0,
+        temperature=0.9,
+        return_stats=True,
+    )
+    stats.entropy.sum() + stats.log_z.sum() + loss.sum()
+    jaxinfo.linear_cross_entropy(x, w, [1, 4], return_stats=False).sum()
+    jaxinfo.linear_entropy(x, w, bias=np.zeros(5), temperature=jnp.float32(2.0)).sum()
     jaxinfo.cross_entropy_from_labels([0, -1], logits, reduction="sum")
 
     # Gaussian and Bernoulli measures, sample estimates.
