@@ -47,6 +47,7 @@ import numpy as np
 from jax import lax
 
 from jaxinfo._checks import Array, compute_dtype
+from jaxinfo._collectives import match_varying
 from jaxinfo._softmax import lse_init
 
 # A block of float32 logits of about this many bytes by default: large enough
@@ -330,7 +331,7 @@ def _forward_loop(head: Head, y_local: Array, *, cfg: Config, cpu: bool) -> Term
 
     m, s = lse_init(zero)
     none = jnp.full(y_local.shape, -1, jnp.int32)
-    carry = (m, s, zero, zero, zero, none)
+    carry = _varying_like((m, s, zero, zero, zero, none), head, y_local)
     m, s, t, label, total, argmax = lax.fori_loop(0, -(-vocab // chunk), body, carry)
     log_z = m + jnp.log(s)
     entropy = None
@@ -346,6 +347,18 @@ def _forward_loop(head: Head, y_local: Array, *, cfg: Config, cpu: bool) -> Term
         peak=m if cfg.argmax else None,
         argmax=argmax if cfg.argmax else None,
     )
+
+
+def _varying_like(carry: tuple, *others) -> tuple:
+    """A loop's initial carry, typed to vary along every mesh axis its inputs vary on.
+
+    Inside ``shard_map`` a loop's carry must keep its type; what it
+    accumulates varies along the axes of ``x``, ``w``, the labels and the
+    cotangents, so fresh zeros are cast to those axes first (outside
+    ``shard_map``, nothing happens).
+    """
+    others = [a for a in jax.tree.leaves(others) if a is not None]
+    return tuple(match_varying(*carry, *others)[: len(carry)])
 
 
 def _local_terms_fwd(head, y_local, cfg):
@@ -485,9 +498,8 @@ def _backward_loop(head: Head, y_local, saved, cts, *, cfg: Config, cpu: bool):
     dw = jnp.zeros_like(w)
     db = jnp.zeros((vocab,), acc) if with_bias else jnp.zeros((0,), acc)
     d_scalars = jnp.zeros((2,), acc)
-    dx, dw, db, d_scalars = lax.fori_loop(
-        0, -(-vocab // width), group_body, (dx, dw, db, d_scalars)
-    )
+    carry = _varying_like((dx, dw, db, d_scalars), head, y_local, *saved, *cts)
+    dx, dw, db, d_scalars = lax.fori_loop(0, -(-vocab // width), group_body, carry)
     return Head(
         x=dx.astype(x.dtype),
         w=dw,
