@@ -6,6 +6,7 @@ modes where it can, that the table and the JSON carry all of it, and (on
 made-up figures) that the targets are judged in the right direction.
 """
 
+import importlib.util
 import json
 import math
 import pathlib
@@ -15,7 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from benchmarks import cases, run, suite
+import jaxinfo
+from benchmarks import cases, linear_ce, run, suite
 
 SHAPES = ((4, 8),)
 DTYPES = ("float32", "bfloat16")
@@ -284,3 +286,219 @@ def test_command_line_rejects_bad_arguments(capsys):
     with pytest.raises(SystemExit):
         run.parse_args(["--shapes", "4096xten"])
     assert "a shape is written like 4096x1024" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------
+# benchmarks/linear_ce.py: the fused loss against the materialised logits and tokamax
+# ----------------------------------------------------------------------------
+
+
+def _has_tokamax():
+    return importlib.util.find_spec("tokamax") is not None
+
+
+def test_linear_ce_quick_run_prints_every_row(capsys):
+    # As a script runs it: tokamax's bfloat16 backward mixes dtypes, which the
+    # test suite's strict promotion (conftest.py) rejects.
+    with jax.numpy_dtype_promotion("standard"):
+        report = linear_ce.main(["--quick"])
+    printed = capsys.readouterr().out
+    rows = {r["name"]: r for r in report["rows"]}
+    assert list(rows) == [
+        "jaxinfo fused (plain)",
+        "jaxinfo fused (all options)",
+        linear_ce.OPTIONS_BASELINE,
+        linear_ce.PLAIN_BASELINE,
+        "materialised jaxinfo (plain)",
+        "tokamax (plain)",
+    ]
+    # The option row runs exactly when linear_cross_entropy takes the options;
+    # tokamax's exactly when it is installed. A skipped row says why.
+    skipped = {name for name, r in rows.items() if r["skip"]}
+    expected = set()
+    if linear_ce.missing_options():
+        expected.add("jaxinfo fused (all options)")
+    if not _has_tokamax():
+        expected.add("tokamax (plain)")
+    assert skipped == expected
+    for name in skipped:
+        assert f"- {name}: skipped: {rows[name]['skip']}." in printed
+    for name, r in rows.items():
+        assert f"| {name} |" in printed
+        if name in skipped:
+            continue
+        for key in ("fwd_s", "vg_s", "fwd_ratio", "vg_ratio", "vg_ratio_cpu"):
+            assert math.isfinite(r[key]) and r[key] > 0, (name, key)
+        if name == r["baseline"]:
+            assert r["fwd_ratio"] == r["vg_ratio"] == 1.0
+        for dtype in ("float32", "bfloat16"):
+            assert isinstance(r[f"temp_{dtype}"], int) and r[f"temp_{dtype}"] > 0, name
+        # Every row computes its materialised version's loss and gradients.
+        assert r["loss_rel"] < 1e-5, name
+        assert len(r["grad_rel"]) == (3 if r["baseline"] == linear_ce.OPTIONS_BASELINE else 2)
+        assert max(r["grad_rel"]) < 1e-5, name
+    assert "accuracy against float64" in printed
+
+
+def test_linear_ce_option_row_runs_once_the_options_are_taken(monkeypatch):
+    # A stand-in with the extended signature (the materialised reference
+    # itself): the option row is then measured, against the reference.
+    def extended(
+        x,
+        w,
+        labels,
+        *,
+        bias=None,
+        where=None,
+        weights=None,
+        label_smoothing=0.0,
+        z_loss=0.0,
+        logit_soft_cap=None,
+        temperature=1.0,
+        chunk_size=None,
+        axis_name=None,
+        reduction="none",
+        return_stats=False,
+    ):
+        return linear_ce.materialised_loss(
+            x,
+            w,
+            labels,
+            bias=bias,
+            where=where,
+            weights=weights,
+            label_smoothing=label_smoothing,
+            z_loss=z_loss,
+            logit_soft_cap=logit_soft_cap,
+            temperature=temperature,
+            reduction=reduction,
+            return_stats=return_stats,
+        )
+
+    assert linear_ce.missing_options(lambda x, w, labels, *, chunk_size=None: x) == list(
+        linear_ce.OPTION_NAMES
+    )
+    monkeypatch.setattr(jaxinfo, "linear_cross_entropy", extended)
+    assert linear_ce.missing_options() == []
+    rows = linear_ce.side_by_side(
+        linear_ce.QUICK_TIME_SHAPE, None, 1, memory=False, names=["jaxinfo fused (all options)"]
+    )
+    assert [r["name"] for r in rows] == ["jaxinfo fused (all options)", linear_ce.OPTIONS_BASELINE]
+    fused = rows[0]
+    assert fused["skip"] is None and fused["loss_rel"] == 0 and fused["grad_rel"] == [0, 0, 0]
+    assert math.isfinite(fused["vg_ratio"])
+    table = linear_ce.format_table(rows, linear_ce.QUICK_TIME_SHAPE, (1, 1, 1), 1)
+    assert "| jaxinfo fused (all options) |" in table and "| — | — |" in table
+
+
+def _options_reference(x, w, labels, bias, where, weights, eps, c, cap, temperature):
+    """float64 NumPy: per-position weighted loss, the mean, d(mean)/d(x, w, bias), log Z."""
+    x, w, bias = (np.asarray(a, np.float64) for a in (x, w, bias))
+    labels, where = np.asarray(labels), np.asarray(where)
+    n = len(labels)
+    a = x @ w + bias
+    if cap is None:
+        z, dz_da = a / temperature, 1 / temperature
+    else:
+        t = np.tanh(a / cap)
+        z, dz_da = cap * t / temperature, (1 - t**2) / temperature
+    z_in = np.where(where, z, -np.inf)
+    m = z_in.max(axis=1, keepdims=True)
+    e = np.exp(z_in - m)
+    log_z = m[:, 0] + np.log(e.sum(axis=1))
+    p = e / e.sum(axis=1, keepdims=True)
+    valid = labels >= 0
+    target = eps * where / where.sum() * np.ones((n, 1))
+    target[np.arange(n), np.where(valid, labels, 0)] += 1 - eps
+    loss = log_z - (target * np.where(where, z, 0)).sum(axis=1) + c * log_z**2
+    s = np.where(valid, weights, 0.0)
+    per_position = s * loss
+    mean = per_position.sum() / s.sum()
+    g = (s / s.sum())[:, None] * (p * (1 + 2 * c * log_z[:, None]) - target)
+    g = g * dz_da
+    return per_position, mean, (g @ w.T, x.T @ g, g.sum(axis=0)), log_z
+
+
+@pytest.mark.parametrize(
+    ("eps", "c", "cap", "temperature", "mask"),
+    [(0.2, 0.01, 2.0, 0.7, True), (0.0, 0.0, None, 1.0, True), (0.3, 0.0, None, 1.3, False)],
+)
+def test_linear_ce_materialised_reference_matches_float64(eps, c, cap, temperature, mask):
+    rng = np.random.default_rng(3)
+    n, d, v = 24, 16, 300
+    x = rng.normal(size=(n, d)).astype(np.float32)
+    w = (rng.normal(size=(d, v)) / np.sqrt(d)).astype(np.float32)
+    bias = rng.normal(size=v).astype(np.float32)
+    where = rng.random(v) > 0.3 if mask else np.ones(v, bool)
+    labels = rng.choice(np.flatnonzero(where), n)
+    labels[::5] = -1
+    weights = rng.uniform(0.5, 2.0, n).astype(np.float32)
+    options = {
+        "where": jnp.asarray(where) if mask else None,
+        "weights": jnp.asarray(weights),
+        "label_smoothing": eps,
+        "z_loss": c,
+        "logit_soft_cap": cap,
+        "temperature": temperature,
+    }
+    ref_loss, ref_mean, ref_grads, ref_log_z = _options_reference(
+        x, w, labels, bias, where, weights, eps, c, cap, temperature
+    )
+
+    def mean(x, w, bias):  # and, as aux, the per-position loss, its sum and the stats
+        def ref(reduction, **kw):
+            return linear_ce.materialised_loss(
+                x, w, labels, bias=bias, reduction=reduction, **kw, **options
+            )
+
+        return ref("mean"), (ref("none", return_stats=True), ref("sum"))
+
+    (value, ((loss, stats), total)), grads = jax.jit(
+        jax.value_and_grad(mean, argnums=(0, 1, 2), has_aux=True)
+    )(x, w, bias)
+    np.testing.assert_allclose(loss, ref_loss, rtol=2e-5, atol=2e-5)
+    np.testing.assert_allclose(total, ref_loss.sum(), rtol=2e-5)
+    np.testing.assert_allclose(value, ref_mean, rtol=2e-5)
+    for got, want in zip(grads, ref_grads, strict=True):
+        assert np.max(np.abs(np.asarray(got, np.float64) - want)) <= 2e-5 * np.max(np.abs(want))
+    # the stats: log Z over the included classes, at every position
+    np.testing.assert_allclose(stats["log_z"], ref_log_z, rtol=1e-5)
+
+
+def test_linear_ce_reference_without_options_is_optax():
+    x, w, labels = linear_ce.inputs(32, 8, 200, seed=4)
+
+    @jax.jit
+    def both(x, w, labels):
+        ref = linear_ce.materialised_loss(x, w, labels, reduction="mean")
+        return ref, linear_ce.materialised_optax(x, w, labels)
+
+    ref, baseline = both(x, w, labels)
+    np.testing.assert_allclose(ref, baseline, rtol=1e-6)
+
+
+@pytest.mark.skipif(not _has_tokamax(), reason="tokamax is not installed")
+def test_linear_ce_tokamax_behaves_as_documented():
+    # What docs/scale.md and the benchmark's docstring say of tokamax 0.0.12.
+    loss, why_not = linear_ce.tokamax_loss()
+    assert why_not is None and loss.implementation.endswith("implementation='xla'")
+    x, w, labels = linear_ce.inputs(8, 16, 40, seed=5)
+    labels = np.where(np.arange(8) < 3, -1, labels)
+    logits = np.asarray(x, np.float64) @ np.asarray(w, np.float64)
+    log_z = np.log(np.exp(logits).sum(axis=1))
+    kept = np.where(labels >= 0, log_z - logits[np.arange(8), np.maximum(labels, 0)], 0)
+    value, dx = jax.jit(jax.value_and_grad(loss))(x, w, labels)
+    # "mean" divides by B, ignored positions included
+    np.testing.assert_allclose(value, kept.sum() / 8, rtol=1e-5)
+    # ... but an ignored position still gets the softmax as its gradient
+    softmax = np.exp(logits - log_z[:, None])
+    np.testing.assert_allclose(dx[:3], softmax[:3] @ np.asarray(w, np.float64).T / 8, atol=1e-6)
+    with pytest.raises(ValueError, match="none"):
+        import tokamax
+
+        tokamax.linear_softmax_cross_entropy_loss(x, labels, w, reduction="none")
+    with jax.numpy_dtype_promotion("standard"):  # its backward multiplies bfloat16 by float32
+        dx, dw = jax.grad(loss, argnums=(0, 1))(
+            x.astype(jnp.bfloat16), w.astype(jnp.bfloat16), labels
+        )
+    assert dx.dtype == dw.dtype == jnp.float32
