@@ -1,22 +1,28 @@
-r"""Cross-entropy of a linear classifier's softmax, without forming the logits.
+r"""Losses of a linear classifier's softmax, without forming the logits.
 
 A language model's last layer maps hidden states ``x`` (N, D) to logits
 ``x @ w`` (N, V) over a vocabulary of V classes. At N = 8192 tokens and
 V = 262144 classes those logits take 8 GiB in float32, and their gradient as
-much again. :func:`linear_cross_entropy` computes the same loss and gradients
-one block of classes at a time:
+much again. :func:`linear_cross_entropy` and :func:`linear_entropy` compute
+their losses and gradients one block of classes at a time:
 
 * forward: for each block ``w[:, j:j+C]`` the block of logits is computed,
-  folded into a running log-sum-exp (the online softmax recurrence) and
-  dropped; only the per-position log-partition ``log Z`` (N,) is kept;
+  folded into a running log-sum-exp (the online softmax recurrence) and the
+  other running statistics, and dropped; only a few numbers per position are
+  kept;
 * backward (a ``custom_vjp``): each block of logits is recomputed, turned into
-  ``softmax - onehot`` with the saved ``log Z``, and multiplied out at once:
+  its cotangent with the saved statistics, and multiplied out at once:
   ``dx += G @ w_blockᵀ`` accumulates over blocks, ``dw[:, j:j+C] = xᵀ @ G``
   is written block by block into the output.
 
 The largest temporary is one (N, C) block, so the memory is
 O(N·D + N·C) instead of O(N·V). The price is one extra matrix product (the
 recomputation): four products of the logits' size instead of three.
+
+What lives here: the public functions, their argument checks, and how the
+per-device statistics become a loss, an entropy and an argmax over all
+classes (the collectives of ``axis_name``). What does not: the blockwise
+kernel and its derivative (``_linear_kernel.py``).
 
 Vocabulary parallelism. With ``axis_name``, the call runs inside
 ``shard_map`` with ``w`` split along its vocabulary axis across the devices of
