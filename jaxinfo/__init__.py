@@ -25,6 +25,8 @@ from jaxinfo._joint import mutual_information as mutual_information
 from jaxinfo._linear import LogitStats as LogitStats
 from jaxinfo._linear import linear_cross_entropy as linear_cross_entropy
 from jaxinfo._linear import linear_entropy as linear_entropy
+from jaxinfo._linear_pair import linear_js_divergence as linear_js_divergence
+from jaxinfo._linear_pair import linear_kl_divergence as linear_kl_divergence
 from jaxinfo._monte_carlo import kl_estimate as kl_estimate
 from jaxinfo._neighbours import differential_entropy as differential_entropy
 from jaxinfo._neighbours import mutual_information_ksg as mutual_information_ksg
@@ -80,6 +82,8 @@ __all__ = [
     "kl_estimate",
     "linear_cross_entropy",
     "linear_entropy",
+    "linear_js_divergence",
+    "linear_kl_divergence",
     "mutual_information",
     "mutual_information_ksg",
     "perplexity",

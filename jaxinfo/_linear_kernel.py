@@ -56,7 +56,7 @@ from jaxinfo._softmax import lse_init
 # cache between the products and the elementwise work on it.
 BLOCK_BYTES = 16 * 2**20
 MIN_CHUNK = 128  # keep blocks a multiple of the lanes of a vector unit
-_FLUSH_BYTES = 64 * 2**20  # dw staged on CPU before each pass over the whole of dw
+FLUSH_BYTES = 64 * 2**20  # dw staged on CPU before each pass over the whole of dw
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,7 +125,7 @@ def chunk_size(requested: int | None, n: int, vocab: int) -> int:
 # --------------------------------------------------------------------------
 
 
-class _Block:
+class Block:
     """Block ``j`` of ``size`` columns out of ``vocab``: where it starts, which columns are new.
 
     Blocks have a fixed size (one compiled loop body). When ``size`` does not
@@ -149,7 +149,7 @@ class _Block:
         return lax.broadcasted_iota(jnp.int32, (1, width), 1) + offset >= self.stale
 
 
-def _matmul(a: Array, b: Array, contract: tuple[int, int], acc: np.dtype) -> Array:
+def matmul(a: Array, b: Array, contract: tuple[int, int], acc: np.dtype) -> Array:
     """``a @ b`` contracting ``a``'s axis ``contract[0]`` with ``b``'s ``contract[1]``.
 
     No transpose is materialised; products run in the inputs' dtype and
@@ -159,7 +159,7 @@ def _matmul(a: Array, b: Array, contract: tuple[int, int], acc: np.dtype) -> Arr
     return lax.dot_general(a, b, dims, preferred_element_type=acc)
 
 
-def _block_products(x: Array, w_block: Array, acc: np.dtype) -> Array:
+def block_products(x: Array, w_block: Array, acc: np.dtype) -> Array:
     """The (N, C) block of products ``x @ w_block``.
 
     Every use must see the same rounded values: the running maximum, the
@@ -176,7 +176,7 @@ def _block_products(x: Array, w_block: Array, acc: np.dtype) -> Array:
     if x.shape[1] == 1:
         x = jnp.concatenate([x, jnp.zeros_like(x)], axis=1)
         w_block = jnp.concatenate([w_block, jnp.zeros_like(w_block)], axis=0)
-    return _matmul(x, w_block, (1, 0), acc)
+    return matmul(x, w_block, (1, 0), acc)
 
 
 class _Logits(NamedTuple):
@@ -189,8 +189,8 @@ class _Logits(NamedTuple):
 def _logits(head: Head, start: Array, width: int, keep: Array | None, cfg: Config, cpu: bool):
     """The block ``start ... start + width - 1`` of logits, transformed and masked."""
     acc = compute_dtype(head.x.dtype)
-    w_block = _take_columns(head.w, start, width, cpu).astype(head.x.dtype)
-    u = _block_products(head.x, w_block, acc)
+    w_block = take_columns(head.w, start, width, cpu).astype(head.x.dtype)
+    u = block_products(head.x, w_block, acc)
     if head.bias is not None:
         u = u + lax.dynamic_slice_in_dim(head.bias, start, width)[None, :]
     if head.mask is not None:
@@ -226,16 +226,16 @@ def _logits(head: Head, start: Array, width: int, keep: Array | None, cfg: Confi
 # --------------------------------------------------------------------------
 
 
-def _is_half(dtype: np.dtype) -> bool:
+def is_half(dtype: np.dtype) -> bool:
     return jnp.issubdtype(dtype, jnp.floating) and jnp.dtype(dtype).itemsize == 2
 
 
-def _per_platform(loop, *args, dtype: np.dtype):
+def per_platform(loop, *args, dtype: np.dtype):
     """Runs ``loop(*args, cpu=...)`` with the CPU variant where it matters.
 
     ``args`` are arrays (they are traced); static options go in a partial.
     """
-    if not _is_half(dtype):
+    if not is_half(dtype):
         return loop(*args, cpu=False)
     return lax.platform_dependent(
         *args,
@@ -256,7 +256,7 @@ def group_size(most: int, vocab: int, chunk: int) -> int:
     return most
 
 
-def _take_columns(w: Array, start: Array, width: int, cpu: bool) -> Array:
+def take_columns(w: Array, start: Array, width: int, cpu: bool) -> Array:
     """``w[:, start:start + width]``."""
 
     def take(w):
@@ -283,7 +283,7 @@ def local_terms(head: Head, y_local: Array, cfg: Config) -> Terms:
     ``y_local`` is the label's column in ``w``; outside ``[0, V)`` the label
     logit is 0. ``peak`` and ``argmax`` carry no derivative.
     """
-    return _per_platform(
+    return per_platform(
         functools.partial(_forward_loop, cfg=cfg), head, y_local, dtype=head.w.dtype
     )
 
@@ -297,7 +297,7 @@ def _forward_loop(head: Head, y_local: Array, *, cfg: Config, cpu: bool) -> Term
 
     def body(j, carry):
         m, s, t, label, total, argmax = carry
-        block = _Block(j, chunk, vocab)
+        block = Block(j, chunk, vocab)
         blk, _ = _logits(head, block.start, chunk, block.fresh(0, chunk), cfg, cpu)
         z = blk.z
         z_max = jnp.max(z, axis=1)
@@ -381,7 +381,7 @@ def _local_terms_bwd(cfg, residuals, cotangents):
     )
     saved = (log_z[:, None], None if entropy is None else entropy[:, None])
     loop = functools.partial(_backward_loop, cfg=cfg)
-    grads = _per_platform(loop, head, y_local, saved, cts, dtype=head.w.dtype)
+    grads = per_platform(loop, head, y_local, saved, cts, dtype=head.w.dtype)
     return grads, None
 
 
@@ -441,14 +441,14 @@ def _backward_loop(head: Head, y_local, saved, cts, *, cfg: Config, cpu: bool):
     acc = compute_dtype(x.dtype)
     per_group = 1
     if cpu:
-        per_group = group_size(_FLUSH_BYTES // (2 * max(num_features, 1) * chunk), vocab, chunk)
+        per_group = group_size(FLUSH_BYTES // (2 * max(num_features, 1) * chunk), vocab, chunk)
     width = per_group * chunk
     staged_dtype = jnp.uint16 if cpu else w.dtype
     with_bias = head.bias is not None
 
     def group_body(k, carry):
         dx, dw, db, d_scalars = carry
-        group = _Block(k, width, vocab)
+        group = Block(k, width, vocab)
 
         def block_body(i, carry):
             dx, staged, db, d_scalars = carry
@@ -456,7 +456,7 @@ def _backward_loop(head: Head, y_local, saved, cts, *, cfg: Config, cpu: bool):
             start = group.start + offset
             fresh = group.fresh(offset, chunk)
             # Columns of an overlapping last group that the previous group
-            # covered (see _Block) are computed again in full, so that their
+            # covered (see Block) are computed again in full, so that their
             # dw and db are written again with the same values (no read of dw,
             # so XLA updates it in place); they must not count twice in the
             # sums over classes (dx, the scalars).
@@ -466,7 +466,7 @@ def _backward_loop(head: Head, y_local, saved, cts, *, cfg: Config, cpu: bool):
             g_u, g_inv_t, g_cap = _chain(g_z, blk, head, cfg)
             grad = g_u.astype(x.dtype)
             grad_x = grad if fresh is None else jnp.where(fresh, grad, 0)
-            dx = dx + _matmul(grad_x, w_block, (1, 1), acc)
+            dx = dx + matmul(grad_x, w_block, (1, 1), acc)
             if cfg.scalar_grads:
                 parts = [
                     jnp.zeros((), acc)
@@ -477,7 +477,7 @@ def _backward_loop(head: Head, y_local, saved, cts, *, cfg: Config, cpu: bool):
                 d_scalars = d_scalars + jnp.stack(parts)
             if with_bias:
                 db = lax.dynamic_update_slice_in_dim(db, jnp.sum(g_u, axis=0), start, axis=0)
-            dw_block = _matmul(x, grad, (0, 0), acc).astype(w.dtype)
+            dw_block = matmul(x, grad, (0, 0), acc).astype(w.dtype)
             if cpu:
                 dw_block = lax.bitcast_convert_type(dw_block, staged_dtype)
             staged = lax.dynamic_update_slice_in_dim(staged, dw_block, offset, axis=1)

@@ -77,6 +77,8 @@ def main() -> None:
     stats.entropy.sum() + stats.log_z.sum() + loss.sum()
     jaxinfo.linear_cross_entropy(x, w, [1, 4], return_stats=False).sum()
     jaxinfo.linear_entropy(x, w, bias=np.zeros(5), temperature=jnp.float32(2.0)).sum()
+    jaxinfo.linear_kl_divergence(x, w, [[1.0], [2.0]], np.ones((1, 5)), temperature=2.0).sum()
+    jaxinfo.linear_js_divergence(x, w, x, w, beta=0.3, where=[True] * 5, weights=[1.0, 0.0])
     jaxinfo.cross_entropy_from_labels([0, -1], logits, reduction="sum")
 
     # Gaussian and Bernoulli measures, sample estimates.
