@@ -41,10 +41,13 @@ from jaxinfo._shannon import kl_divergence_from_logits as kl_divergence_from_log
 from jaxinfo._streaming import CompensatedSum as CompensatedSum
 from jaxinfo._streaming import StreamingCrossEntropy as StreamingCrossEntropy
 from jaxinfo._streaming import StreamingEntropy as StreamingEntropy
+from jaxinfo._top_k import kl_divergence_from_top_k as kl_divergence_from_top_k
 from jaxinfo._validation import check_distribution as check_distribution
 from jaxinfo._validation import check_logits as check_logits
+from jaxinfo._validation import check_top_k as check_top_k
 from jaxinfo._validation import checkify_distribution as checkify_distribution
 from jaxinfo._validation import checkify_logits as checkify_logits
+from jaxinfo._validation import checkify_top_k as checkify_top_k
 
 __version__ = "0.1.0"
 
@@ -58,8 +61,10 @@ __all__ = [
     "binary_kl_divergence_from_logits",
     "check_distribution",
     "check_logits",
+    "check_top_k",
     "checkify_distribution",
     "checkify_logits",
+    "checkify_top_k",
     "conditional_entropy",
     "cross_entropy",
     "cross_entropy_from_labels",
@@ -79,6 +84,7 @@ __all__ = [
     "js_divergence",
     "kl_divergence",
     "kl_divergence_from_logits",
+    "kl_divergence_from_top_k",
     "kl_estimate",
     "linear_cross_entropy",
     "linear_entropy",

@@ -119,8 +119,14 @@ def as_float_arrays(*named: tuple[ArrayLike, str]) -> list[Array]:
     return [a.astype(dtype) for a in arrays]
 
 
-def as_label_array(labels: ArrayLike, name: str = "labels") -> Array:
-    """Returns integer class labels; float, bool and complex labels are TypeErrors."""
+_LABELS_HINT = " For soft or one-hot targets use cross_entropy_from_logits(p, logits)."
+
+
+def as_label_array(labels: ArrayLike, name: str = "labels", *, hint: str = _LABELS_HINT) -> Array:
+    """Returns integer class labels; float, bool and complex labels are TypeErrors.
+
+    ``hint`` ends the message of a wrong dtype (what to use instead).
+    """
     labels = _from_sequence(labels)
     try:
         dtype = jnp.result_type(labels)
@@ -130,15 +136,23 @@ def as_label_array(labels: ArrayLike, name: str = "labels") -> Array:
             f"{type_name(labels)}."
         ) from e
     if dtype == jnp.bool_ or not jnp.issubdtype(dtype, jnp.integer):
-        raise TypeError(
-            f"{name} must have an integer dtype (class ids), got dtype {dtype}. "
-            "For soft or one-hot targets use cross_entropy_from_logits(p, logits)."
-        )
-    labels = jnp.asarray(labels)
-    if jnp.issubdtype(labels.dtype, jnp.unsignedinteger):
-        # Huge unsigned ids must stay out of range, not wrap round to "ignored".
-        labels = jnp.minimum(labels, np.iinfo(np.int32).max)
-    return labels.astype(jnp.int32)
+        raise TypeError(f"{name} must have an integer dtype (class ids), got dtype {dtype}.{hint}")
+    # Ids beyond the int32 range must stay out of range, not wrap round (to a
+    # valid class, or to "ignored"): clamped to it before the cast, on the host
+    # for anything not yet a JAX array (JAX would wrap a NumPy int64 itself).
+    if not isinstance(labels, jax.Array):
+        labels = _clamp_to_int32(np.asarray(labels), np)
+    return _clamp_to_int32(jnp.asarray(labels), jnp).astype(jnp.int32)
+
+
+def _clamp_to_int32(ids, xp):
+    """Integer ids clamped into the int32 range (a no-op for int32 and narrower)."""
+    info = np.iinfo(np.int32)
+    if ids.dtype.kind == "u" and ids.dtype.itemsize >= 4:
+        return xp.minimum(ids, xp.asarray(info.max, ids.dtype))
+    if ids.dtype.itemsize > 4:
+        return xp.clip(ids, info.min, info.max)
+    return ids
 
 
 def check_unit_interval(value: ArrayLike, name: str) -> None:
@@ -439,3 +453,36 @@ def prepare_pair(
         x = jnp.where(mask, x, jnp.zeros_like(x))
         y = jnp.where(mask, y, jnp.zeros_like(y))
     return x, y, axis
+
+
+_IDS_HINT = " p_ids are the class ids of the teacher's top-k log-probabilities."
+
+
+def prepare_top_k(
+    p_log_probs: ArrayLike,
+    p_ids: ArrayLike,
+    axis: object,
+    where: ArrayLike | None,
+    *,
+    widen: bool = True,
+) -> tuple[Array, Array, int, Array | None]:
+    """A teacher's top-k slots: ``(log-probabilities, int32 ids, axis >= 0, mask or None)``.
+
+    ``p_log_probs`` (in its computation dtype, or its own float dtype with
+    ``widen=False``) and ``p_ids`` (integer) must have one shape, with the
+    ``k`` slots along ``axis``; the ``where`` mask of real slots is checked and
+    broadcast to that shape but not applied.
+    """
+    a = (
+        as_float_array(p_log_probs, "p_log_probs")
+        if widen
+        else as_real_array(p_log_probs, "p_log_probs")
+    )
+    ids = as_label_array(p_ids, "p_ids", hint=_IDS_HINT)
+    if a.shape != ids.shape:
+        raise ValueError(
+            f"p_log_probs and p_ids must have the same shape (k slots along axis), got "
+            f"p_log_probs.shape={a.shape} and p_ids.shape={ids.shape}."
+        )
+    axis = canonical_axis(axis, a.ndim, "p_log_probs")
+    return a, ids, axis, as_mask(where, a.shape, "p_ids")

@@ -1,15 +1,19 @@
 """What ``axis_name`` needs: classes split across the devices of a mesh axis.
 
 What lives here: sums across devices of per-device partial sums, global class
-ids, the combination of per-device log-partitions, and shard_map's
-varying-axes types (so that custom derivatives sum the cotangents of
-replicated inputs). Outside ``shard_map`` (``axis_name=None``) each helper is
-the plain local operation.
+ids (and the gather and the mask of the classes that global ids name), the
+combination of per-device log-partitions, and shard_map's varying-axes types
+(so that custom derivatives sum the cotangents of replicated inputs).
+Outside ``shard_map`` (``axis_name=None``) each helper is the plain local
+operation.
 
-What does not: the kernels that call these (``_softmax.py``, ``_linear.py``).
+What does not: the kernels that call these (``_softmax.py``, ``_linear.py``,
+``_top_k.py``).
 """
 
 from __future__ import annotations
+
+import math
 
 import jax
 import jax.numpy as jnp
@@ -57,6 +61,51 @@ def num_classes(local_classes: int, axis_name: AxisName | None = None) -> int:
     if axis_name is None:
         return local_classes
     return local_classes * lax.axis_size(axis_name)
+
+
+def take_classes(
+    x: Array, ids: Array, valid: Array, fill: float, axis_name: AxisName | None = None
+) -> Array:
+    """``x[..., ids]`` along the last (class) axis, for global class ids.
+
+    ``ids`` has the shape of ``x`` but for the last axis, of any size ``k``;
+    the ids of ``valid`` slots lie in ``[0, num_classes)``, and the other
+    slots get ``fill`` (their ids may be anything). With ``axis_name`` each
+    device gathers the ids it holds and a ``psum`` of ``k`` values per row
+    gives every device all of them; nothing of the size of the classes
+    crosses devices, and in reverse each device's cotangent stays on its own
+    classes.
+    """
+    n = x.shape[-1]
+    local = ids - class_offset(n, axis_name)
+    got = jnp.take_along_axis(x, jnp.clip(local, 0, max(n - 1, 0)), axis=-1)
+    if axis_name is not None:
+        here = (local >= 0) & (local < n)
+        got = lax.psum(jnp.where(here, got, jnp.zeros_like(got)), axis_name)
+    return jnp.where(valid, got, jnp.full_like(got, fill))
+
+
+def class_mask(
+    shape: tuple[int, ...], ids: Array, valid: Array, axis_name: AxisName | None = None
+) -> Array:
+    """Boolean array of ``shape``, True at the classes named by the ``valid`` slots of ``ids``.
+
+    The classes lie along the last axis of ``shape``, ``ids`` has ``shape``
+    but for that axis (``k`` slots), and with ``axis_name`` ``shape`` is this
+    device's block and the ids are global (each device marks the ones it
+    holds). A scatter of the ``k`` slots per row, not a comparison of every
+    class with every slot: ``O(k)`` writes per row after the zeros, whatever
+    ``k``. Ids outside this device's block, and slots that are not valid,
+    mark nothing (they never wrap round).
+    """
+    n = shape[-1]
+    rows = math.prod(shape[:-1])
+    local = ids - class_offset(n, axis_name)
+    hit = valid & (local >= 0) & (local < n)
+    index = jnp.where(hit, local, n).reshape(rows, ids.shape[-1])  # n: out of bounds, dropped
+    mask = jnp.zeros((rows, n), jnp.bool_)
+    mask = mask.at[jnp.arange(rows)[:, None], index].set(True, mode="drop")
+    return mask.reshape(shape)
 
 
 def combine_log_partitions(log_z: Array, axis_name: AxisName | None = None) -> Array:

@@ -7,15 +7,20 @@ and, outside ``jit``, a wait for the device, on every call. So a negative
 The functions here check the values, when asked, and name the first offending
 entry or row by its full index:
 
-* :func:`check_distribution` and :func:`check_logits` run eagerly, in NumPy on
-  the host, on concrete arrays, and raise a ``ValueError``;
-* :func:`checkify_distribution` and :func:`checkify_logits` make the same checks
-  inside ``jit`` and ``vmap`` as ``jax.experimental.checkify`` checks, which
-  report through the error value that ``checkify.checkify`` returns.
+* :func:`check_distribution`, :func:`check_logits` and :func:`check_top_k` run
+  eagerly, in NumPy on the host, on concrete arrays, and raise a ``ValueError``;
+* :func:`checkify_distribution`, :func:`checkify_logits` and
+  :func:`checkify_top_k` make the same checks inside ``jit`` and ``vmap`` as
+  ``jax.experimental.checkify`` checks, which report through the error value
+  that ``checkify.checkify`` returns.
 
 Both forms share one description of each check (:class:`_Finding`), so their
 messages agree. The checks are taken in order: NaN, then infinities, then
 negative entries, then whole rows; the first that fails is reported.
+
+Also here: :func:`repeated`, the slots that repeat an earlier class id, which
+the top-k checks report and with which ``kl_divergence_from_top_k`` makes such
+a row NaN.
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ from jaxinfo._checks import (
     as_real_array,
     compute_dtype,
     outcome_axes,
+    prepare_top_k,
+    type_name,
 )
 
 # How far a row's sum may be from 1 by default, by dtype. A few times the most
@@ -228,6 +235,25 @@ def _logits_findings(
             more=_ROWS,
             hint=_EMPTY_ROW_HINT,
         )
+
+
+def repeated(xp, ids, include):
+    """True at each ``include``-d slot whose id an earlier included slot has (last axis).
+
+    ``xp`` is NumPy or ``jax.numpy``. A stable sort of the ids, with excluded
+    slots moved to the end, puts equal ids side by side in their order; a slot
+    that equals its included neighbour before it repeats an id, and the
+    inverse permutation takes the flags back to the slots. ``O(k log k)`` per
+    row, never ``k x k``.
+    """
+    include = xp.broadcast_to(xp.asarray(include), ids.shape)
+    key = xp.where(include, ids, xp.full_like(ids, np.iinfo(ids.dtype).max))
+    order = np.argsort(key, axis=-1, kind="stable") if xp is np else xp.argsort(key, axis=-1)
+    s_ids = xp.take_along_axis(ids, order, axis=-1)
+    s_in = xp.take_along_axis(include, order, axis=-1)
+    same = (s_ids[..., 1:] == s_ids[..., :-1]) & s_in[..., 1:] & s_in[..., :-1]
+    flags = xp.concatenate([xp.zeros_like(s_in[..., :1]), same], axis=-1)
+    return xp.take_along_axis(flags, xp.argsort(order, axis=-1), axis=-1)
 
 
 def _run(findings, report, xp, x: ArrayLike, name: str, axis: object, where, **options) -> Array:
@@ -548,3 +574,197 @@ def check_count_values(counts: Array, name: str, *, whole: bool) -> None:
     c = np.asarray(counts)
     for finding in _counts_findings(c, name, whole):
         _raise_if_found(finding)
+
+
+# --------------------------------------------------------------------------
+# a teacher's top-k log-probabilities (kl_divergence_from_top_k)
+# --------------------------------------------------------------------------
+
+
+def _top_k_findings(
+    xp, a, ids, include, axis: int, shown_axis: int, *, num_classes: int, atol
+) -> Iterator[_Finding]:
+    value = "{value:" + _value_format(a.dtype) + "}"
+    yield _Finding(
+        xp.isnan(a) & include,
+        "p_log_probs has NaN at index {index}",
+        more=("NaN entry", "NaN entries"),
+    )
+    yield _Finding(
+        (a > 0) & include,
+        f"p_log_probs has {value} at index {{index}}, above 0",
+        a,
+        ("such entry", "such entries"),
+        "; log-probabilities must be <= 0 (-inf for a class the teacher rules out)",
+    )
+    yield _Finding(
+        ((ids < 0) | (ids >= num_classes)) & include,
+        f"p_ids has {{value}} at index {{index}}, out of range [0, {num_classes})",
+        ids,
+        ("such id", "such ids"),
+        "; mark padding slots with where=False",
+    )
+    rep = xp.moveaxis(
+        repeated(xp, xp.moveaxis(ids, axis, -1), xp.moveaxis(include, axis, -1)), -1, axis
+    )
+    yield _Finding(
+        rep,
+        "p_ids repeats class {value} at index {index}",
+        ids,
+        ("repeated id", "repeated ids"),
+        "; the ids of the slots that where includes must be distinct (a repeated id may only "
+        "fill a padding slot, excluded by where=False)",
+    )
+    wide = a.astype(compute_dtype(a.dtype))
+    mass = xp.sum(xp.exp(xp.where(include, wide, xp.full_like(wide, -np.inf))), axis=axis)
+    atol = _tolerance(atol, a.dtype)
+    mass_value = "{value:" + _value_format(mass.dtype) + "}"
+    yield _Finding(
+        mass > 1 + atol,
+        f"{_row_label('p_log_probs', mass.ndim)} has top-k mass {mass_value} along axis "
+        f"{shown_axis}, above 1 (atol={atol:g})",
+        mass,
+        _ROWS,
+        "; the teacher's top-k probabilities must sum to at most 1 (the rest is its tail)",
+    )
+
+
+def _check_num_classes(num_classes: object) -> int:
+    if isinstance(num_classes, bool) or isinstance(num_classes, jax.core.Tracer):
+        raise TypeError(f"num_classes must be a positive int, got {num_classes!r}.")
+    try:
+        n = operator.index(num_classes)  # type: ignore[arg-type]
+    except TypeError as e:
+        raise TypeError(
+            f"num_classes must be a positive int, got {num_classes!r} of type "
+            f"{type_name(num_classes)}."
+        ) from e
+    if n < 1:
+        raise ValueError(f"num_classes must be a positive int, got {n}.")
+    return n
+
+
+def _run_top_k(report, xp, p_log_probs, p_ids, axis, where, num_classes, atol):
+    n = _check_num_classes(num_classes)
+    a, ids, canonical, mask = prepare_top_k(p_log_probs, p_ids, axis, where, widen=False)
+    include = xp.ones(a.shape, bool) if mask is None else xp.asarray(mask)
+    shown_axis = operator.index(axis)  # as given (checked by prepare_top_k)
+    axis = canonical
+    for finding in _top_k_findings(
+        xp, xp.asarray(a), xp.asarray(ids), include, axis, shown_axis, num_classes=n, atol=atol
+    ):
+        report(finding)
+    return a, ids
+
+
+def check_top_k(
+    p_log_probs: ArrayLike,
+    p_ids: ArrayLike,
+    *,
+    num_classes: int,
+    axis: int = -1,
+    where: ArrayLike | None = None,
+    atol: float | None = None,
+) -> tuple[Array, Array]:
+    """Checks a teacher's top-k log-probabilities and class ids; raises if they are wrong.
+
+    The input of :func:`~jaxinfo.kl_divergence_from_top_k`, which takes
+    values as given (a wrong id or a repeated one gives NaN there, a
+    log-probability above 0 a meaningless result). Eagerly, in NumPy on the
+    host, as :func:`check_distribution`, it requires of the slots that
+    ``where`` includes (the others are padding, and are ignored, even NaN):
+
+    * no NaN log-probability;
+    * no log-probability above 0 (``-inf`` is fine: a class the teacher rules
+      out);
+    * every id in ``[0, num_classes)``;
+    * no id twice in a row (a slice along ``axis``): the ``k`` slots are ``k``
+      distinct classes, and a repeated id may only fill a padding slot;
+    * each row's top-k mass ``sum(exp(p_log_probs))`` at most ``1 + atol``
+      (the teacher's tail, ``1 - sum``, is what lies outside the top k).
+
+    Inside ``jit``, ``vmap`` or ``grad`` this raises a ``TypeError``; use
+    :func:`checkify_top_k` there.
+
+    Args:
+      p_log_probs: the teacher's top-k log-probabilities, ``k`` along ``axis``.
+      p_ids: their class ids, integers of the same shape.
+      num_classes: the number of classes ``V`` (the size of the student's
+        class axis, over all devices where the classes are split).
+      axis: the axis that holds the ``k`` slots.
+      where: optional boolean mask, broadcastable to ``p_ids``, of the slots
+        that are real (True) rather than padding.
+      atol: how far a row's top-k mass may exceed 1; by default it depends on
+        the dtype of ``p_log_probs``, as in :func:`check_distribution`.
+
+    Returns:
+      ``(p_log_probs, p_ids)`` as JAX arrays (integer log-probabilities
+      promoted to float, floating dtypes kept; ids as int32), so that the
+      call can be used inline.
+
+    Raises:
+      ValueError: if a value is wrong, naming it and its index; also for
+        shapes that differ, an ``axis`` out of range, a ``where`` that does
+        not broadcast or a ``num_classes`` below 1.
+      TypeError: for float ids, a non-boolean ``where``, a ``num_classes``
+        that is not an int, or a traced argument.
+
+    Examples:
+      >>> import jax.numpy as jnp, jaxinfo
+      >>> log_p = jnp.log(jnp.array([[0.6, 0.3], [0.5, 0.2]]))
+      >>> ids = jnp.array([[4, 1], [0, 0]])
+      >>> jaxinfo.check_top_k(log_p, ids, num_classes=5)
+      Traceback (most recent call last):
+        ...
+      ValueError: p_ids repeats class 0 at index (1, 1); the ids of the slots that where includes
+      must be distinct (a repeated id may only fill a padding slot, excluded by where=False)
+      >>> real = jnp.array([[True, True], [True, False]])
+      >>> log_p, ids = jaxinfo.check_top_k(log_p, ids, num_classes=5, where=real)
+    """
+    _refuse_tracers(
+        "check_top_k", "checkify_top_k", p_log_probs=p_log_probs, p_ids=p_ids, where=where
+    )
+    return _run_top_k(_raise_if_found, np, p_log_probs, p_ids, axis, where, num_classes, atol)
+
+
+def checkify_top_k(
+    p_log_probs: ArrayLike,
+    p_ids: ArrayLike,
+    *,
+    num_classes: int,
+    axis: int = -1,
+    where: ArrayLike | None = None,
+    atol: float | None = None,
+) -> tuple[Array, Array]:
+    """The checks of :func:`check_top_k` as ``checkify`` checks, for traced code.
+
+    Used as :func:`checkify_distribution` is: inside the function, which is
+    run through ``jax.experimental.checkify.checkify``.
+
+    Args:
+      p_log_probs: the teacher's top-k log-probabilities, ``k`` along ``axis``.
+      p_ids: their class ids, integers of the same shape.
+      num_classes: the number of classes ``V`` (a Python int).
+      axis: the axis that holds the ``k`` slots.
+      where: optional boolean mask of the slots that are real.
+      atol: how far a row's top-k mass may exceed 1 (a Python number).
+
+    Returns:
+      ``(p_log_probs, p_ids)`` as JAX arrays, so that the call can be used
+      inline.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, jaxinfo
+      >>> from jax.experimental import checkify
+      >>> def loss(log_p, ids, q_logits):
+      ...     log_p, ids = jaxinfo.checkify_top_k(log_p, ids, num_classes=q_logits.shape[-1])
+      ...     return jaxinfo.kl_divergence_from_top_k(log_p, ids, q_logits)
+      >>> checked = checkify.checkify(jax.jit(loss))
+      >>> err, kl = checked(jnp.log(jnp.array([0.6, 0.3])), jnp.array([4, 7]), jnp.zeros(5))
+      >>> print(err.get())
+      p_ids has 7 at index (1,), out of range [0, 5), and 0 more; mark padding slots with
+      where=False (`check` failed)
+      >>> kl
+      Array(nan, dtype=float32)
+    """
+    return _run_top_k(_check, jnp, p_log_probs, p_ids, axis, where, num_classes, atol)

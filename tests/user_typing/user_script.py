@@ -80,6 +80,14 @@ def main() -> None:
     jaxinfo.linear_kl_divergence(x, w, [[1.0], [2.0]], np.ones((1, 5)), temperature=2.0).sum()
     jaxinfo.linear_js_divergence(x, w, x, w, beta=0.3, where=[True] * 5, weights=[1.0, 0.0])
     jaxinfo.cross_entropy_from_labels([0, -1], logits, reduction="sum")
+    top_log_p, top_ids = [[-0.1, -2.5], [-0.7, -0.7]], np.array([[1, 0], [0, 2]])
+    jaxinfo.kl_divergence_from_top_k(top_log_p, top_ids, logits, base=2)
+    jaxinfo.kl_divergence_from_top_k(
+        np.array(top_log_p).T, [[1, 0], [0, 2]], jnp.zeros((3, 2)), tail=False, axis=0
+    )
+    jaxinfo.kl_divergence_from_top_k(
+        top_log_p, top_ids, logits, where=[[True, True], [True, False]], axis_name=None
+    )
 
     # Gaussian and Bernoulli measures, sample estimates.
     jaxinfo.gaussian_entropy([0.0, 1.0], [0.0, -1.0])
@@ -105,6 +113,11 @@ def main() -> None:
     )
     err.throw()
     err, _ = checkify.checkify(lambda s: jaxinfo.checkify_logits(s))(jnp.zeros((2, 2)))
+    err.throw()
+    jaxinfo.check_top_k([[-0.1, -2.5]], [[1, 0]], num_classes=3, where=[[True, True]])
+    err, _ = checkify.checkify(lambda a: jaxinfo.checkify_top_k(a, [2, 0], num_classes=3))(
+        jnp.array([-0.5, -1.5])
+    )
     err.throw()
 
 
