@@ -233,9 +233,12 @@ def _mixture_loop(pair: Pair, log_z_p, log_z_q, beta, *, cfg: Config, cpu: bool)
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
 def carrier(pair: Pair, coefficients: Coefficients, cfg: Config) -> Array:
     """0 per position; its derivative is the divergence's (see the module docstring)."""
-    del coefficients
     acc = compute_dtype(pair.x_p.dtype, pair.x_q.dtype)
-    return jnp.zeros(pair.x_p.shape[:1], acc)
+    # Typed to vary like the inputs inside shard_map: an invariant constant
+    # would make the caller's psum a multiplication by the number of devices,
+    # and its transpose would scale the cotangent by it.
+    (zero,) = _varying_like((jnp.zeros(pair.x_p.shape[:1], acc),), pair, coefficients)
+    return zero
 
 
 class _Wanted(NamedTuple):

@@ -192,7 +192,7 @@ def _collectives(hlo):
     found = []
     for line in hlo.splitlines():
         match = re.search(
-            r"= (\S+) (all-reduce|all-gather|all-to-all|collective-permute|reduce-scatter)", line
+            r"= (.+?) (all-reduce|all-gather|all-to-all|collective-permute|reduce-scatter)\(", line
         )
         if match:
             shapes = re.findall(r"\[([\d,]*)\]", match.group(1))
