@@ -504,6 +504,122 @@ def accuracy_report(n=1024, d=256, v=32000):
         )
 
 
+# ----------------------------------------------------------------------------
+# distillation: two heads, the teacher frozen
+# ----------------------------------------------------------------------------
+
+
+def _distill_fused(kind):
+    fn = {"kl": jaxinfo.linear_kl_divergence, "js": jaxinfo.linear_js_divergence}[kind]
+
+    def loss(x_q, w_q, x_p, w_p):
+        x_p, w_p = jax.lax.stop_gradient((x_p, w_p))
+        return jnp.mean(fn(x_p, w_p, x_q, w_q, temperature=2.0))
+
+    return loss
+
+
+def _distill_materialised(kind):
+    def loss(x_q, w_q, x_p, w_p):
+        x_p, w_p = jax.lax.stop_gradient((x_p, w_p))
+        z_p, z_q = x_p @ w_p / 2.0, x_q @ w_q / 2.0
+        if kind == "kl":
+            return jnp.mean(jaxinfo.kl_divergence_from_logits(z_p, z_q))
+        return jnp.mean(jaxinfo.js_divergence(jax.nn.softmax(z_p), jax.nn.softmax(z_q)))
+
+    return loss
+
+
+def distillation(time_shape, memory_shape, rounds, memory=True):
+    """The two-head divergences against the materialised logits: rows of a table.
+
+    Value and gradient with respect to the student (x_q, w_q), the teacher
+    frozen under ``stop_gradient``, temperature 2; time and the ratio fused /
+    materialised as in :func:`side_by_side`.
+    """
+    n, d, v = time_shape
+    x_q, w_q, _ = inputs(n, d, v, seed=2)
+    x_p, w_p, _ = inputs(n, d, v, seed=3)
+    args = (x_q, w_q, x_p, w_p)
+    progs = {}
+    for kind in ("kl", "js"):
+        for how, make in (("fused", _distill_fused), ("materialised", _distill_materialised)):
+            vg = jax.jit(jax.value_and_grad(make(kind), argnums=(0, 1)))
+            progs[kind, how] = vg.lower(*args).compile()
+    results = {k: progs[k](*args) for k in progs}
+    samples = {k: [] for k in progs}
+    keys = list(progs)
+    for r in range(rounds):
+        for k in keys[r % len(keys) :] + keys[: r % len(keys)]:
+            samples[k].append(timed(progs[k], args))
+    rows = []
+    for kind in ("kl", "js"):
+        fused_k, mat_k = (kind, "fused"), (kind, "materialised")
+        pairs = list(zip(samples[fused_k], samples[mat_k], strict=True))
+        (value, grads), (ref_value, ref_grads) = results[fused_k], results[mat_k]
+        row = {
+            "name": f"linear_{kind}_divergence",
+            "fused_s": statistics.median(s[0] for s in samples[fused_k]),
+            "materialised_s": statistics.median(s[0] for s in samples[mat_k]),
+            "ratio": statistics.median(a[0] / b[0] for a, b in pairs),
+            "ratio_cpu": statistics.median(a[1] / b[1] for a, b in pairs),
+            "loss_rel": abs(float(value) - float(ref_value)) / abs(float(ref_value)),
+            "grad_rel": [_rel(a, b) for a, b in zip(grads, ref_grads, strict=True)],
+        }
+        if memory:
+            mn, md, mv = memory_shape
+            for dtype in (jnp.float32, jnp.bfloat16):
+                shapes = [
+                    jax.ShapeDtypeStruct(s, dtype) for s in ((mn, md), (md, mv), (mn, md), (md, mv))
+                ]
+                for how, make in (
+                    ("fused", _distill_fused),
+                    ("materialised", _distill_materialised),
+                ):
+                    vg = jax.jit(jax.value_and_grad(make(kind), argnums=(0, 1)))
+                    temp = vg.lower(*shapes).compile().memory_analysis().temp_size_in_bytes
+                    row[f"temp_{how}_{jnp.dtype(dtype).name}"] = temp
+        rows.append(row)
+    return rows
+
+
+def format_distillation(rows, time_shape, memory_shape, rounds):
+    n, d, v = time_shape
+    mn, md, mv = memory_shape
+    lines = [
+        f"Distillation, value and gradient w.r.t. the student (teacher frozen, T=2): time at "
+        f"N={n} D={d} V={v} float32, median of {rounds} interleaved rounds; memory: compiled "
+        f"temporary bytes at N={mn} D={md} V={mv}",
+        "",
+        "| divergence | fused | materialised | × materialised | fused temp float32 / bfloat16 "
+        "| materialised temp float32 / bfloat16 |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+
+    def mib(row, key):
+        b = row.get(key)
+        return "—" if b is None else f"{b / MiB:,.0f} MiB"
+
+    for row in rows:
+        fused_temp = f"{mib(row, 'temp_fused_float32')} / {mib(row, 'temp_fused_bfloat16')}"
+        mat_temp = (
+            f"{mib(row, 'temp_materialised_float32')} / {mib(row, 'temp_materialised_bfloat16')}"
+        )
+        lines.append(
+            f"| {row['name']} | {row['fused_s'] * 1e3:.1f} ms "
+            f"| {row['materialised_s'] * 1e3:.1f} ms "
+            f"| {row['ratio']:.2f} (CPU {row['ratio_cpu']:.2f}) | {fused_temp} | {mat_temp} |"
+        )
+    lines.append("")
+    for row in rows:
+        grads = ", ".join(f"{g:.1e}" for g in row["grad_rel"])
+        lines.append(
+            f"- {row['name']} against the materialised logits: value rel. diff "
+            f"{row['loss_rel']:.1e}, gradient rel. diffs ({grads})"
+        )
+    return "\n".join(lines)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7, help="timed rounds per shape")
@@ -519,6 +635,10 @@ def main(argv=None):
     rows = side_by_side(time_shape, memory_shape, rounds, memory=not args.skip_memory)
     print(format_table(rows, time_shape, memory_shape, rounds))
     report = {"rows": rows, "time_shape": time_shape, "memory_shape": memory_shape}
+    distill = distillation(time_shape, memory_shape, rounds, memory=not args.skip_memory)
+    print()
+    print(format_distillation(distill, time_shape, memory_shape, rounds))
+    report["distillation"] = distill
     if args.quick:
         accuracy_report(*QUICK_TIME_SHAPE)
     else:
