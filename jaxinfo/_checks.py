@@ -7,7 +7,11 @@ TypeErrors that name the argument), and the static checks of shapes, axes,
 masks and labels. Every check runs at trace time, on shapes and dtypes, so bad
 input fails before anything compiles. :func:`prepare` and
 :func:`prepare_pair` are the argument preparation that every measure of
-probabilities or logits shares.
+probabilities or logits shares. The arguments of the linear heads (a class
+mask of shape (V,), per-position weights, ``chunk_size``) and the detection of
+forward mode, which their ``custom_vjp`` kernels do not support, live here
+too. Scalar options (:func:`check_scalar`) are checked when concrete; a traced
+one is taken as given.
 
 What does not: anything that looks at values (see ``_validation.py`` for the
 checks of values a user can ask for), units (``_units.py``) and the numerics.
@@ -486,3 +490,129 @@ def prepare_top_k(
         )
     axis = canonical_axis(axis, a.ndim, "p_log_probs")
     return a, ids, axis, as_mask(where, a.shape, "p_ids")
+
+
+# --------------------------------------------------------------------------
+# the linear heads' arguments (linear_cross_entropy, linear_entropy, the two-head divergences)
+# --------------------------------------------------------------------------
+
+
+def is_zero(value: object) -> bool:
+    """A Python number equal to 0 (nothing to compute); arrays may be traced: False."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == 0
+
+
+def is_one(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == 1
+
+
+def differentiable(value: object) -> bool:
+    """A JAX array (possibly traced), which may be differentiated; Python numbers are not."""
+    return isinstance(value, (jax.Array, jax.core.Tracer))
+
+
+def as_class_mask(where: ArrayLike | None, vocab: int) -> Array | None:
+    if where is None:
+        return None
+    if isinstance(where, (list, tuple)):
+        where = np.asarray(where)
+    try:
+        dtype = jnp.result_type(where)
+    except TypeError as e:
+        raise TypeError(
+            f"where must be a boolean array of classes, got an object of type {type_name(where)}."
+        ) from e
+    if dtype != jnp.bool_:
+        raise TypeError(f"where must be a boolean (V,) mask of classes, got dtype {dtype}.")
+    where = jnp.asarray(where)
+    if where.shape != (vocab,):
+        raise ValueError(
+            f"where must have shape (V,) = ({vocab},), one entry per class of w (this "
+            f"device's block under axis_name), got shape {where.shape}."
+        )
+    if not isinstance(where, jax.core.Tracer) and not bool(np.any(np.asarray(where))):
+        # Under axis_name a device's block may legitimately be all excluded;
+        # then only the whole vocabulary must include a class.
+        raise ValueError("where excludes every class of w: at least one class must be included.")
+    return where
+
+
+def as_position_weights(weights, batch_shape, name, acc) -> Array:
+    if isinstance(weights, (list, tuple)):
+        weights = np.asarray(weights)
+    try:
+        dtype = jnp.result_type(weights)
+    except TypeError as e:
+        raise TypeError(
+            f"{name} must be a real array of per-position weights, got an object of type "
+            f"{type_name(weights)}."
+        ) from e
+    if dtype == jnp.bool_:
+        weights = jnp.asarray(weights).astype(acc)
+    else:
+        weights = as_real_array(weights, name)
+    if weights.shape != tuple(batch_shape):
+        raise ValueError(
+            f"{name} must have one weight per position, shape {tuple(batch_shape)} (x without "
+            f"its last axis), got shape {weights.shape}."
+        )
+    return weights.astype(acc)
+
+
+def check_chunk_size(chunk_size: object) -> int | None:
+    if chunk_size is None:
+        return None
+    if isinstance(chunk_size, bool):
+        raise TypeError(f"chunk_size must be an int or None, got {chunk_size!r}.")
+    try:
+        chunk = operator.index(chunk_size)
+    except TypeError as e:
+        raise TypeError(
+            f"chunk_size must be an int or None, got {chunk_size!r} of type "
+            f"{type(chunk_size).__name__}."
+        ) from e
+    if chunk < 1:
+        raise ValueError(f"chunk_size must be a positive int, got {chunk}.")
+    return chunk
+
+
+# --------------------------------------------------------------------------
+# statistics over all devices
+# --------------------------------------------------------------------------
+
+
+def forward_mode_error(fname: str) -> str:
+    return (
+        f"{fname} supports reverse-mode differentiation only (jax.grad, "
+        "jax.vjp, jax.jacrev): its derivative is a custom_vjp that recomputes the "
+        "logits block by block. Forward mode (jax.jvp, jax.jacfwd, jax.linearize, "
+        "jax.hessian) needs the materialised loss: differentiate "
+        "jaxinfo.cross_entropy_from_labels(labels, x @ w) (or entropy_from_logits(x @ w)) "
+        "instead, at the price of the (N, V) logits."
+    )
+
+
+def forward_mode(a: object) -> bool:
+    """Whether ``a`` carries a tangent of ``jax.jvp`` (or of what builds on it).
+
+    JAX's own error for forward mode through a ``custom_vjp`` names neither
+    the function nor a way out, and under ``jit`` it comes only when the
+    program is lowered. So the tracers that wrap ``a`` (``vmap``'s, ``jit``'s,
+    reverse mode's around ``jax.jvp``'s in ``jax.hessian``) are unwrapped in
+    search of a forward-mode one. Tracer types are internal to JAX: should
+    they change, nothing is found, and JAX's own error stands. A tangent
+    that is a partial-evaluation tracer is reverse mode by the older route
+    (``jax_use_direct_linearize=False``), and is let through.
+    """
+    try:
+        from jax._src.interpreters import ad, partial_eval
+    except ImportError:  # pragma: no cover - a JAX that moved its internals
+        return False
+    for _ in range(64):  # a bound on nested transformations, against a cycle
+        if not isinstance(a, jax.core.Tracer):
+            return False
+        if isinstance(a, ad.JVPTracer):
+            return not isinstance(a.tangent, partial_eval.JaxprTracer)
+        inner = getattr(a, "primal", None)
+        a = inner if inner is not None else getattr(a, "val", None)
+    return False

@@ -56,10 +56,8 @@ See ``docs/scale.md`` for the full story.
 
 from __future__ import annotations
 
-import operator
 from typing import Literal, NamedTuple, overload
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
@@ -69,14 +67,21 @@ from jaxinfo._checks import (
     Array,
     ArrayLike,
     AxisName,
+    as_class_mask,
     as_label_array,
+    as_position_weights,
     as_real_array,
+    check_chunk_size,
     check_scalar,
     compute_dtype,
-    type_name,
+    differentiable,
+    forward_mode,
+    forward_mode_error,
+    is_one,
+    is_zero,
 )
 from jaxinfo._collectives import class_offset, combine_log_partitions, match_varying, num_classes
-from jaxinfo._reduction import Reduction, check_reduction, reduce_positions
+from jaxinfo._reduction import Reduction, check_reduction, reduce_positions, weighted
 from jaxinfo._units import Outcomes, in_range
 
 
@@ -338,8 +343,8 @@ def linear_cross_entropy(
     )
     check_scalar(label_smoothing, "label_smoothing", low=0.0, high=1.0)
     check_scalar(z_loss, "z_loss", low=0.0)
-    smoothing = not _is_zero(label_smoothing)
-    penalty = not _is_zero(z_loss)
+    smoothing = not is_zero(label_smoothing)
+    penalty = not is_zero(z_loss)
     cfg = head.config(label=True, total=smoothing, entropy=return_stats, argmax=return_stats)
     terms, global_terms = head.run(cfg, axis_name)
     log_z, count = global_terms.log_z, global_terms.count
@@ -449,26 +454,12 @@ def linear_entropy(
     entropy = entropy.reshape(head.batch_shape)
     if head.weights is None:
         return entropy
-    return _weighted(entropy, head.weights)
+    return weighted(entropy, head.weights)
 
 
 # --------------------------------------------------------------------------
 # arguments
 # --------------------------------------------------------------------------
-
-
-def _is_zero(value: object) -> bool:
-    """A Python number equal to 0 (nothing to compute); arrays may be traced: False."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == 0
-
-
-def _is_one(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == 1
-
-
-def _differentiable(value: object) -> bool:
-    """A JAX array (possibly traced), which may be differentiated; Python numbers are not."""
-    return isinstance(value, (jax.Array, jax.core.Tracer))
 
 
 class _Global(NamedTuple):
@@ -521,7 +512,7 @@ class _Prepared:
         self.vocab = vocab
         self.batch_shape = x.shape[:-1]
         n = int(np.prod(self.batch_shape, dtype=np.int64))
-        self.chunk = kernel.chunk_size(_check_chunk_size(chunk_size), n, vocab)
+        self.chunk = kernel.chunk_size(check_chunk_size(chunk_size), n, vocab)
         check_scalar(temperature, "temperature", low=0.0, open_low=True)
         if logit_soft_cap is not None:
             check_scalar(logit_soft_cap, "logit_soft_cap", low=0.0, open_low=True)
@@ -539,22 +530,22 @@ class _Prepared:
                     f"bias must have shape (V,) = ({vocab},), the classes of w (this "
                     f"device's block under axis_name), got shape {bias_arr.shape}."
                 )
-        self.mask = _class_mask(where, vocab)
+        self.mask = as_class_mask(where, vocab)
         self.weights = None
         if weights is not None:
-            self.weights = _position_weights(weights, self.batch_shape, weights_name, acc)
+            self.weights = as_position_weights(weights, self.batch_shape, weights_name, acc)
         self.cap = logit_soft_cap is not None
-        self.scale = not _is_one(temperature)
-        self.scalar_grads = (self.scale and _differentiable(temperature)) or (
-            self.cap and _differentiable(logit_soft_cap)
+        self.scale = not is_one(temperature)
+        self.scalar_grads = (self.scale and differentiable(temperature)) or (
+            self.cap and differentiable(logit_soft_cap)
         )
         inv_t = 1 / jnp.asarray(temperature, acc)
         cap = jnp.asarray(1.0 if logit_soft_cap is None else logit_soft_cap, acc)
         scalars = jnp.stack([inv_t, cap])
         args = [x, w, scalars] + ([] if bias_arr is None else [bias_arr])
         for a in (x, w, bias_arr, temperature, logit_soft_cap):
-            if a is not None and _forward_mode(a):
-                raise TypeError(_forward_mode_error(fname))
+            if a is not None and forward_mode(a):
+                raise TypeError(forward_mode_error(fname))
         # Inside shard_map, the differentiable inputs are cast to vary along
         # the same mesh axes, so that the partial cotangents of a replicated
         # input are summed (the cast's transpose is a psum); labels, the mask
@@ -605,91 +596,14 @@ class _Prepared:
             return reduce_positions(loss, valid, reduction)
         weights = jnp.where(valid, self.weights, jnp.zeros_like(self.weights))
         if reduction == "none":
-            return _weighted(loss, weights)
+            return weighted(loss, weights)
         return reduce_positions(loss, weights, reduction)
-
-
-def _weighted(value: Array, weights: Array) -> Array:
-    """``weights · value``, exactly 0 (value and gradient) where the weight is 0."""
-    counts = weights != 0
-    safe = jnp.where(counts, value, jnp.zeros_like(value))
-    return safe * weights.astype(value.dtype)
 
 
 def count_value(count: Outcomes, dtype) -> Array:
     """The number of included classes as a float (at least 1)."""
     k = count if isinstance(count, int) else count[0]
     return jnp.maximum(jnp.asarray(k, dtype), 1)
-
-
-def _class_mask(where: ArrayLike | None, vocab: int) -> Array | None:
-    if where is None:
-        return None
-    if isinstance(where, (list, tuple)):
-        where = np.asarray(where)
-    try:
-        dtype = jnp.result_type(where)
-    except TypeError as e:
-        raise TypeError(
-            f"where must be a boolean array of classes, got an object of type {type_name(where)}."
-        ) from e
-    if dtype != jnp.bool_:
-        raise TypeError(f"where must be a boolean (V,) mask of classes, got dtype {dtype}.")
-    where = jnp.asarray(where)
-    if where.shape != (vocab,):
-        raise ValueError(
-            f"where must have shape (V,) = ({vocab},), one entry per class of w (this "
-            f"device's block under axis_name), got shape {where.shape}."
-        )
-    if not isinstance(where, jax.core.Tracer) and not bool(np.any(np.asarray(where))):
-        # Under axis_name a device's block may legitimately be all excluded;
-        # then only the whole vocabulary must include a class.
-        raise ValueError("where excludes every class of w: at least one class must be included.")
-    return where
-
-
-def _position_weights(weights, batch_shape, name, acc) -> Array:
-    if isinstance(weights, (list, tuple)):
-        weights = np.asarray(weights)
-    try:
-        dtype = jnp.result_type(weights)
-    except TypeError as e:
-        raise TypeError(
-            f"{name} must be a real array of per-position weights, got an object of type "
-            f"{type_name(weights)}."
-        ) from e
-    if dtype == jnp.bool_:
-        weights = jnp.asarray(weights).astype(acc)
-    else:
-        weights = as_real_array(weights, name)
-    if weights.shape != tuple(batch_shape):
-        raise ValueError(
-            f"{name} must have one weight per position, shape {tuple(batch_shape)} (x without "
-            f"its last axis), got shape {weights.shape}."
-        )
-    return weights.astype(acc)
-
-
-def _check_chunk_size(chunk_size: object) -> int | None:
-    if chunk_size is None:
-        return None
-    if isinstance(chunk_size, bool):
-        raise TypeError(f"chunk_size must be an int or None, got {chunk_size!r}.")
-    try:
-        chunk = operator.index(chunk_size)
-    except TypeError as e:
-        raise TypeError(
-            f"chunk_size must be an int or None, got {chunk_size!r} of type "
-            f"{type(chunk_size).__name__}."
-        ) from e
-    if chunk < 1:
-        raise ValueError(f"chunk_size must be a positive int, got {chunk}.")
-    return chunk
-
-
-# --------------------------------------------------------------------------
-# statistics over all devices
-# --------------------------------------------------------------------------
 
 
 def _global_entropy(terms: kernel.Terms, log_z: Array, count: Outcomes, axis_name) -> Array:
@@ -720,45 +634,3 @@ def _global_argmax(terms: kernel.Terms, vocab: int, axis_name) -> Array:
     ids = jnp.where((peak == best) & (argmax >= 0), argmax + class_offset(vocab, axis_name), big)
     ids = lax.pmin(ids, axis_name)
     return jnp.where(ids == big, -1, ids)
-
-
-# --------------------------------------------------------------------------
-# forward mode
-# --------------------------------------------------------------------------
-
-
-def _forward_mode_error(fname: str) -> str:
-    return (
-        f"{fname} supports reverse-mode differentiation only (jax.grad, "
-        "jax.vjp, jax.jacrev): its derivative is a custom_vjp that recomputes the "
-        "logits block by block. Forward mode (jax.jvp, jax.jacfwd, jax.linearize, "
-        "jax.hessian) needs the materialised loss: differentiate "
-        "jaxinfo.cross_entropy_from_labels(labels, x @ w) (or entropy_from_logits(x @ w)) "
-        "instead, at the price of the (N, V) logits."
-    )
-
-
-def _forward_mode(a: object) -> bool:
-    """Whether ``a`` carries a tangent of ``jax.jvp`` (or of what builds on it).
-
-    JAX's own error for forward mode through a ``custom_vjp`` names neither
-    the function nor a way out, and under ``jit`` it comes only when the
-    program is lowered. So the tracers that wrap ``a`` (``vmap``'s, ``jit``'s,
-    reverse mode's around ``jax.jvp``'s in ``jax.hessian``) are unwrapped in
-    search of a forward-mode one. Tracer types are internal to JAX: should
-    they change, nothing is found, and JAX's own error stands. A tangent
-    that is a partial-evaluation tracer is reverse mode by the older route
-    (``jax_use_direct_linearize=False``), and is let through.
-    """
-    try:
-        from jax._src.interpreters import ad, partial_eval
-    except ImportError:  # pragma: no cover - a JAX that moved its internals
-        return False
-    for _ in range(64):  # a bound on nested transformations, against a cycle
-        if not isinstance(a, jax.core.Tracer):
-            return False
-        if isinstance(a, ad.JVPTracer):
-            return not isinstance(a.tangent, partial_eval.JaxprTracer)
-        inner = getattr(a, "primal", None)
-        a = inner if inner is not None else getattr(a, "val", None)
-    return False

@@ -331,7 +331,7 @@ def _forward_loop(head: Head, y_local: Array, *, cfg: Config, cpu: bool) -> Term
 
     m, s = lse_init(zero)
     none = jnp.full(y_local.shape, -1, jnp.int32)
-    carry = _varying_like((m, s, zero, zero, zero, none), head, y_local)
+    carry = varying_like((m, s, zero, zero, zero, none), head, y_local)
     m, s, t, label, total, argmax = lax.fori_loop(0, -(-vocab // chunk), body, carry)
     log_z = m + jnp.log(s)
     entropy = None
@@ -349,7 +349,7 @@ def _forward_loop(head: Head, y_local: Array, *, cfg: Config, cpu: bool) -> Term
     )
 
 
-def _varying_like(carry: tuple, *others) -> tuple:
+def varying_like(carry: tuple, *others) -> tuple:
     """A loop's initial carry, typed to vary along every mesh axis its inputs vary on.
 
     Inside ``shard_map`` a loop's carry must keep its type; what it
@@ -498,7 +498,7 @@ def _backward_loop(head: Head, y_local, saved, cts, *, cfg: Config, cpu: bool):
     dw = jnp.zeros_like(w)
     db = jnp.zeros((vocab,), acc) if with_bias else jnp.zeros((0,), acc)
     d_scalars = jnp.zeros((2,), acc)
-    carry = _varying_like((dx, dw, db, d_scalars), head, y_local, *saved, *cts)
+    carry = varying_like((dx, dw, db, d_scalars), head, y_local, *saved, *cts)
     dx, dw, db, d_scalars = lax.fori_loop(0, -(-vocab // width), group_body, carry)
     return Head(
         x=dx.astype(x.dtype),

@@ -21,18 +21,23 @@ import jax.numpy as jnp
 from jax import lax
 
 from jaxinfo import _linear_pair_kernel as kernel
-from jaxinfo._checks import Array, ArrayLike, AxisName, as_real_array, check_scalar, compute_dtype
-from jaxinfo._collectives import combine_log_partitions, match_varying
-from jaxinfo._linear import (
-    _check_chunk_size,
-    _class_mask,
-    _differentiable,
-    _forward_mode,
-    _is_one,
-    _position_weights,
-    _weighted,
+from jaxinfo._checks import (
+    Array,
+    ArrayLike,
+    AxisName,
+    as_class_mask,
+    as_position_weights,
+    as_real_array,
+    check_chunk_size,
+    check_scalar,
+    compute_dtype,
+    differentiable,
+    forward_mode,
+    is_one,
 )
+from jaxinfo._collectives import combine_log_partitions, match_varying
 from jaxinfo._linear_kernel import chunk_size as default_chunk
+from jaxinfo._reduction import weighted
 from jaxinfo._units import clamp, in_range
 
 
@@ -270,7 +275,7 @@ class _Heads:
             )
         check_scalar(temperature, "temperature", low=0.0, open_low=True)
         for a in (x_p, w_p, x_q, w_q, temperature):
-            if _forward_mode(a):
+            if forward_mode(a):
                 raise TypeError(
                     f"{fname} supports reverse-mode differentiation only (jax.grad, "
                     "jax.vjp, jax.jacrev): its derivative is a custom_vjp that recomputes "
@@ -284,15 +289,13 @@ class _Heads:
             n *= d
         self.acc = compute_dtype(x_p.dtype, w_p.dtype, x_q.dtype, w_q.dtype)
         # Two blocks of logits at a time: each half the usual size.
-        self.chunk = default_chunk(_check_chunk_size(chunk_size), 2 * n, vocab)
-        if chunk_size is not None:
-            self.chunk = max(1, min(chunk_size, vocab))
-        self.mask = _class_mask(where, vocab)
+        self.chunk = default_chunk(check_chunk_size(chunk_size), 2 * n, vocab)
+        self.mask = as_class_mask(where, vocab)
         self.weights = None
         if weights is not None:
-            self.weights = _position_weights(weights, self.batch_shape, "weights", self.acc)
-        self.scale = not _is_one(temperature)
-        self.scalar_grads = self.scale and _differentiable(temperature)
+            self.weights = as_position_weights(weights, self.batch_shape, "weights", self.acc)
+        self.scale = not is_one(temperature)
+        self.scalar_grads = self.scale and differentiable(temperature)
         inv_t = 1 / jnp.asarray(temperature, self.acc)
 
         def matmul_dtype(x, w):
@@ -317,5 +320,5 @@ class _Heads:
             carried = lax.psum(carried, axis_name)
         out = (divergence + carried).reshape(self.batch_shape)
         if self.weights is not None:
-            out = _weighted(out, self.weights)
+            out = weighted(out, self.weights)
         return out

@@ -47,7 +47,6 @@ import jax.numpy as jnp
 from jax import lax
 
 from jaxinfo._checks import Array, compute_dtype
-from jaxinfo._collectives import match_varying
 from jaxinfo._linear_kernel import (
     FLUSH_BYTES,
     Block,
@@ -56,6 +55,7 @@ from jaxinfo._linear_kernel import (
     matmul,
     per_platform,
     take_columns,
+    varying_like,
 )
 from jaxinfo._softmax import lse_init
 
@@ -125,11 +125,6 @@ def _blocks(pair: Pair, start, width: int, keep, cfg: Config, cpu: bool):
     return out, keep
 
 
-def _varying_like(carry: tuple, *others) -> tuple:
-    others = [a for a in jax.tree.leaves(others) if a is not None]
-    return tuple(match_varying(*carry, *others)[: len(carry)])
-
-
 # --------------------------------------------------------------------------
 # forward passes (not differentiated: the carrier holds the derivative)
 # --------------------------------------------------------------------------
@@ -176,7 +171,7 @@ def _statistics_loop(pair: Pair, *, cfg: Config, cpu: bool):
 
     m_p, s_p = lse_init(zero)
     m_q, s_q = lse_init(zero)
-    carry = _varying_like((m_p, s_p, m_q, s_q, zero), pair)
+    carry = varying_like((m_p, s_p, m_q, s_q, zero), pair)
     m_p, s_p, m_q, s_q, a = lax.fori_loop(0, -(-vocab // chunk), body, carry)
     log_z_p, log_z_q = m_p + jnp.log(s_p), m_q + jnp.log(s_q)
     if not kl:
@@ -221,7 +216,7 @@ def _mixture_loop(pair: Pair, log_z_p, log_z_q, beta, *, cfg: Config, cpu: bool)
         t_q = t_q + jnp.sum(_p_log_ratio(jnp.exp(log_q), log_q, log_m), axis=1)
         return t_p, t_q
 
-    carry = _varying_like((zero, zero), pair, log_z_p, log_z_q)
+    carry = varying_like((zero, zero), pair, log_z_p, log_z_q)
     return lax.fori_loop(0, -(-vocab // chunk), body, carry)
 
 
@@ -237,7 +232,7 @@ def carrier(pair: Pair, coefficients: Coefficients, cfg: Config) -> Array:
     # Typed to vary like the inputs inside shard_map: an invariant constant
     # would make the caller's psum a multiplication by the number of devices,
     # and its transpose would scale the cotangent by it.
-    (zero,) = _varying_like((jnp.zeros(pair.x_p.shape[:1], acc),), pair, coefficients)
+    (zero,) = varying_like((jnp.zeros(pair.x_p.shape[:1], acc),), pair, coefficients)
     return zero
 
 
@@ -369,7 +364,7 @@ def _backward_loop(pair: Pair, coef: Coefficients, ct, *, cfg: Config, want, cpu
             jnp.zeros_like(w, shape=(w.shape[0], width if wanted else 0), dtype=sdt)
             for (_, w, wanted), sdt in zip(heads, staged_dtype, strict=True)
         )
-        stageds = _varying_like(stageds, pair, coef, ct)
+        stageds = varying_like(stageds, pair, coef, ct)
         dxs, stageds, d_inv_t = lax.fori_loop(0, per_group, block_body, (dxs, stageds, d_inv_t))
         new_dws = []
         for (_, w, wanted), dw, staged, sdt in zip(heads, dws, stageds, staged_dtype, strict=True):
@@ -383,7 +378,7 @@ def _backward_loop(pair: Pair, coef: Coefficients, ct, *, cfg: Config, want, cpu
     dxs = tuple(jnp.zeros(x.shape if wanted else (0,), acc) for x, _, wanted in heads)
     dws = tuple(jnp.zeros_like(w) if wanted else jnp.zeros((0,), w.dtype) for _, w, wanted in heads)
     d_inv_t = jnp.zeros((), acc)
-    carry = _varying_like((*dxs, *dws, d_inv_t), pair, coef, ct)
+    carry = varying_like((*dxs, *dws, d_inv_t), pair, coef, ct)
     dxs, dws, d_inv_t = tuple(carry[:2]), tuple(carry[2:4]), carry[4]
     dxs, dws, d_inv_t = lax.fori_loop(0, -(-vocab // width), group_body, (dxs, dws, d_inv_t))
     return dxs[0], dws[0], dxs[1], dws[1], d_inv_t

@@ -66,3 +66,10 @@ def reduce_positions(loss: Array, weights: Array, reduction: str) -> Array:
         norm = jnp.sum(weights.astype(loss.dtype))
     nonzero = norm > 0
     return jnp.where(nonzero, total / jnp.where(nonzero, norm, jnp.ones_like(norm)), 0)
+
+
+def weighted(value: Array, weights: Array) -> Array:
+    """``weights · value``, exactly 0 (value and gradient) where the weight is 0."""
+    counts = weights != 0
+    safe = jnp.where(counts, value, jnp.zeros_like(value))
+    return safe * weights.astype(value.dtype)
