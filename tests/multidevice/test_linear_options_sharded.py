@@ -5,12 +5,11 @@ the unsharded call; the compiled program has no collective of the
 vocabulary's size. Run by ``tests/test_parallel.py`` with 8 virtual devices.
 """
 
-import re
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hlo import collectives
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -187,20 +186,6 @@ def test_linear_entropy_equals_unsharded(mesh, problem):
         )
 
 
-def _collectives(hlo):
-    """(op, sizes of its operands) for each collective in a compiled HLO text."""
-    found = []
-    for line in hlo.splitlines():
-        match = re.search(
-            r"= (.+?) (all-reduce|all-gather|all-to-all|collective-permute|reduce-scatter)\(", line
-        )
-        if match:
-            shapes = re.findall(r"\[([\d,]*)\]", match.group(1))
-            sizes = [int(np.prod([int(d) for d in s.split(",") if d])) for s in shapes]
-            found.append((match.group(2), sizes))
-    return found
-
-
 def test_compiled_program_with_every_option_has_no_collective_of_the_vocabulary(mesh):
     n, d, v = 64, 24, 4096  # per device: 32 rows, 1024 classes
     shapes = dict(
@@ -232,9 +217,9 @@ def test_compiled_program_with_every_option_has_no_collective_of_the_vocabulary(
     diff = {k: args[k] for k in DIFF}
     rest = {k: a for k, a in args.items() if k not in DIFF}
     hlo = jax.jit(jax.value_and_grad(objective)).lower(diff, rest).compile().as_text()
-    found = _collectives(hlo)
-    assert found and all(op == "all-reduce" for op, _ in found), found
-    for _, sizes in found:
+    found = collectives(hlo)
+    assert found and all(op == "all-reduce" for op, *_ in found), found
+    for _, sizes, *_ in found:
         # per position (32 rows), dx (32 x 24), this device's dw and db shards
         # summed over 'data' (24 x 1024, 1024): never the whole vocabulary.
         assert max(sizes) <= max(n // 2 * d, d * v // 4)

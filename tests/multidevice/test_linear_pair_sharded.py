@@ -5,12 +5,11 @@ call; the compiled program has no collective of the vocabulary's size. Run by
 ``tests/test_parallel.py`` with 8 virtual devices.
 """
 
-import re
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hlo import collectives
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -108,18 +107,6 @@ def test_equals_unsharded(mesh, problem, kind, check_vma):
         np.testing.assert_allclose(g, r, rtol=1e-5, atol=1e-5 * np.max(np.abs(r)), err_msg=k)
 
 
-def _collectives(hlo):
-    found = []
-    pattern = r"= (.+?) (all-reduce|all-gather|all-to-all|collective-permute|reduce-scatter)\("
-    for line in hlo.splitlines():
-        match = re.search(pattern, line)
-        if match:
-            shapes = re.findall(r"\[([\d,]*)\]", match.group(1))
-            sizes = [int(np.prod([int(d) for d in s.split(",") if d])) for s in shapes]
-            found.append((match.group(2), sizes))
-    return found
-
-
 @pytest.mark.parametrize("kind", ["kl", "js"])
 def test_compiled_program_has_no_collective_of_the_vocabulary(mesh, kind):
     n, d, v = 64, 24, 4096  # per device: 32 rows, 1024 classes
@@ -142,9 +129,9 @@ def test_compiled_program_has_no_collective_of_the_vocabulary(mesh, kind):
 
     vg = jax.jit(jax.value_and_grad(student_loss, argnums=(0, 1)))
     hlo = vg.lower(args[2], args[3], args[0], args[1]).compile().as_text()
-    found = _collectives(hlo)
-    assert found and all(op == "all-reduce" for op, _ in found), found
-    for _, sizes in found:
+    found = collectives(hlo)
+    assert found and all(op == "all-reduce" for op, *_ in found), found
+    for _, sizes, *_ in found:
         # per position (32 rows), dx (32 x 24), this device's dw shard summed
         # over 'data' (24 x 1024): never the whole vocabulary.
         assert max(sizes) <= max(n // 2 * d, d * v // 4)

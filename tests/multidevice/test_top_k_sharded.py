@@ -7,12 +7,11 @@ never the classes. Run through ``tests/test_parallel.py`` (8 CPU devices);
 collected by a plain ``pytest`` run, these are skipped.
 """
 
-import re
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hlo import collectives
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -108,23 +107,6 @@ def test_out_of_range_and_repeated_ids_are_nan_on_every_shard(mesh):
 # the compiled program: per-position collectives only
 # ----------------------------------------------------------------------------
 
-_COLLECTIVE = re.compile(
-    r"=\s*\(?([a-z0-9\[\]{},\s/*=]*?)\)?\s+(all-reduce|all-gather|all-to-all|"
-    r"collective-permute|reduce-scatter)(-start)?\("
-)
-
-
-def _collectives(hlo_text):
-    """(op, [element counts of its results]) for every collective in HLO text."""
-    found = []
-    for line in hlo_text.splitlines():
-        match = _COLLECTIVE.search(line)
-        if match:
-            shapes = re.findall(r"[a-z0-9]+\[([0-9,]*)\]", match.group(1))
-            sizes = [int(np.prod([int(d) for d in s.split(",") if d])) for s in shapes]
-            found.append((match.group(2), sizes, line))
-    return found
-
 
 @pytest.mark.parametrize("tail", [True, False])
 def test_compiled_program_moves_no_classes(mesh, tail):
@@ -144,7 +126,7 @@ def test_compiled_program_moves_no_classes(mesh, tail):
     forward = jax.jit(loss).lower(*args).compile().as_text()
     both = jax.jit(jax.value_and_grad(loss, (0, 2))).lower(*args).compile().as_text()
     for text in (forward, both):
-        found = _collectives(text)
+        found = collectives(text)
         assert found, "expected the per-position sums across the vocabulary shards"
         assert all(op == "all-reduce" for op, _, _ in found), found
         # per position: the k gathered logits (32 x 8 per device), the tail's

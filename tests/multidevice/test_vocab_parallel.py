@@ -6,12 +6,11 @@ These tests need 8 devices, which on a CPU-only machine means
 a plain ``pytest`` run (one device), they are skipped.
 """
 
-import re
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hlo import collectives
 from jax import lax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
@@ -154,23 +153,6 @@ def test_linear_one_dimensional_mesh_with_replicated_x():
 # the compiled program: only O(N) collectives across the vocabulary shards
 # ----------------------------------------------------------------------------
 
-_COLLECTIVE = re.compile(
-    r"=\s*\(?([a-z0-9\[\]{},\s/*=]*?)\)?\s+(all-reduce|all-gather|all-to-all|"
-    r"collective-permute|reduce-scatter)(-start)?\("
-)
-
-
-def _collectives(hlo_text):
-    """(op, [element counts of its results]) for every collective in HLO text."""
-    found = []
-    for line in hlo_text.splitlines():
-        match = _COLLECTIVE.search(line)
-        if match:
-            shapes = re.findall(r"[a-z0-9]+\[([0-9,]*)\]", match.group(1))
-            sizes = [int(np.prod([int(d) for d in s.split(",") if d])) for s in shapes]
-            found.append((match.group(2), sizes))
-    return found
-
 
 def test_compiled_program_has_no_all_gather_over_the_vocabulary(mesh):
     n, d, v = 64, 24, 4096  # per device: 32 rows, 1024 classes
@@ -194,15 +176,15 @@ def test_compiled_program_has_no_all_gather_over_the_vocabulary(mesh):
         .compile()
     )
 
-    fwd = _collectives(forward.as_text())
+    fwd = collectives(forward.as_text())
     assert fwd, "expected the partial maxima and sums to be combined"
     # Forward: every collective is per position (32 rows per device), or the mean.
-    assert all(op == "all-reduce" for op, _ in fwd)
-    assert max(max(sizes) for _, sizes in fwd) <= n // 2
+    assert all(op == "all-reduce" for op, *_ in fwd)
+    assert max(max(sizes) for _, sizes, *_ in fwd) <= n // 2
 
-    bwd = _collectives(both.as_text())
-    assert all(op == "all-reduce" for op, _ in bwd), bwd  # no all-gather, all-to-all, ...
-    for _, sizes in bwd:
+    bwd = collectives(both.as_text())
+    assert all(op == "all-reduce" for op, *_ in bwd), bwd  # no all-gather, all-to-all, ...
+    for _, sizes, *_ in bwd:
         # Per position (N), dx (N x D) across the vocabulary shards, and the
         # data-parallel sum of this device's dw shard (D x V/4): never the
         # whole vocabulary.
