@@ -613,6 +613,296 @@ TOUR_GAUSSIAN = [
     ),
 ]
 
+TOUR_DISTILLATION = [
+    md(
+        r"""
+        ## 8. Distillation without the logits
+
+        A small model can learn more from a large trained one than from the
+        text alone. *Knowledge distillation* (Hinton, Vinyals & Dean, 2015)
+        trains a *student* $Q$ to reproduce, at every position, the whole
+        next-token distribution $P$ of a *teacher*, not only the one token that
+        came next. Its loss is the KL divergence with the teacher first:
+
+        $$D(P \,\|\, Q) = \sum_v p_v \log \frac{p_v}{q_v} = H(P, Q) - H(P).$$
+
+        This is section 3 with the teacher in the place of the truth. $H(P)$
+        does not depend on the student, so lowering the divergence is lowering
+        the cross-entropy of the student against the teacher's soft labels,
+        and the divergence is 0 only where the student says what the teacher
+        says. The order is not a convention here. $D(P \,\|\, Q)$ averages over
+        what the *teacher* finds likely: a continuation the teacher expects
+        costs $p_v \log(p_v / q_v)$, which grows without bound as the
+        student's $q_v$ goes to 0, so the student is pushed to cover every
+        continuation the teacher considers.
+        The reverse, $D(Q \,\|\, P)$, averages over the student's own guesses
+        and lets it drop some of the teacher's (it is the same call with the
+        two heads swapped).
+
+        The *temperature* $T$ divides both heads' logits before the softmax,
+        $P = \mathrm{softmax}(x_p w_p / T)$ and likewise $Q$. A trained teacher
+        is confident: its second and third choices get small probabilities,
+        which weigh little in the divergence, although they are what the
+        teacher knows beyond the label (which wrong characters are nearly
+        right). $T > 1$ flattens both distributions, lifts those runners-up,
+        and makes the student match them too; $T = 1$ compares the plain
+        distributions.
+
+        Finally, the logits are never formed.
+        `jaxinfo.linear_kl_divergence(x_p, w_p, x_q, w_q, temperature=T)` takes
+        each head's hidden states $x$ (N, D) and classifier $w$ (D, V), and
+        computes the divergence and its gradients one block of classes at a
+        time. A character vocabulary is tiny, so nothing is saved below; but
+        at the shape of Gemma 2, 8192 positions and a vocabulary of 262,144
+        tokens, the logits of *each* head would take 8 GiB in float32, while
+        the fused value and gradient need under 100 MiB of temporaries (see
+        `docs/scale.md`).
+
+        The teacher is the character-level model of `examples/char_lm.py`
+        (loaded here as a module, as its test does): 16 characters of context,
+        two `tanh` layers of 128 units, trained on CPython's licence with
+        `linear_cross_entropy`. Its classifier has a bias, which the two-head
+        functions do not take; appending a 1 to $x$ and the bias as a last row
+        of $w$ gives the same logits, $[x, 1] \, [w; b] = x w + b$.
+        """
+    ),
+    code(
+        """
+        import functools
+        import importlib.util
+        import sys
+
+        import optax
+
+        # examples/ is no package: load examples/char_lm.py as a module (this kernel runs in
+        # the repository root).
+        spec = importlib.util.spec_from_file_location("char_lm", "examples/char_lm.py")
+        char_lm = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = char_lm
+        spec.loader.exec_module(char_lm)
+
+        text, source = char_lm.load_text()
+        ids, chars = char_lm.encode(text)
+        V, CONTEXT = len(chars), 16
+        inputs, labels = char_lm.make_batches(ids, steps=300, batch=256, context=CONTEXT, seed=0)
+        teacher, _ = char_lm.train(
+            char_lm.fused_loss, char_lm.init_params(0, V, context=CONTEXT, dim=128), inputs, labels,
+            learning_rate=1e-2,
+        )
+
+
+        def size(params):
+            return sum(int(a.size) for a in params.values())
+
+
+        @jax.jit
+        def head(params, inputs):
+            \"\"\"A model's hidden states with a 1 appended, and its classifier with the bias as last row.\"\"\"
+            x = char_lm.features(params, inputs)
+            x = jnp.concatenate([x, jnp.ones((x.shape[0], 1), x.dtype)], axis=1)
+            return x, jnp.concatenate([params["w"], params["b"][None, :]], axis=0)
+
+
+        # Every position of the text, for the figures below (a model this size learns much of
+        # the licence by heart: there is no held-out text).
+        windows = np.lib.stride_tricks.sliding_window_view(ids, CONTEXT + 1)
+        text_inputs, text_labels = jnp.asarray(windows[:, :-1]), jnp.asarray(windows[:, -1])
+
+
+        @jax.jit
+        def next_character_ce(params):
+            \"\"\"The mean cross-entropy of a model's predictions of the text's next characters.\"\"\"
+            x, w = head(params, text_inputs)
+            return jaxinfo.linear_cross_entropy(x, w, text_labels, reduction="mean")
+
+
+        print(f"text: {source}, {len(ids):,} characters, V = {V}")
+        print(f"teacher: {size(teacher):,} parameters, 300 steps of 256 positions; cross-entropy "
+              f"on the text {float(next_character_ce(teacher)):.3f} nats (uniform: log V = {np.log(V):.3f})")
+        x_p, w_p = head(teacher, text_inputs)
+        mean_entropy = jax.jit(lambda x, w, T: jnp.mean(jaxinfo.linear_entropy(x, w, temperature=T)))
+        for T in (1.0, 2.0, 4.0):
+            h = float(mean_entropy(x_p, w_p, T))
+            print(f"T = {T:g}: mean entropy of the teacher's prediction {h:.3f} nats")
+
+
+        def softmax(z):
+            e = np.exp(z - z.max(axis=-1, keepdims=True))
+            return e / e.sum(axis=-1, keepdims=True)
+
+
+        # One position, the runners-up at T = 1 and 2 (the logits formed, for display).
+        logits = np.asarray(x_p @ w_p, np.float64)
+        i = int(np.argmin(np.abs(softmax(logits).max(axis=-1) - 0.6)))
+        print(f"\\nafter {''.join(chars[c] for c in windows[i, :-1])!r} (next: {chars[windows[i, -1]]!r}):")
+        for T in (1.0, 2.0):
+            p = softmax(logits[i] / T)
+            print(f"  T = {T:g}: " + "  ".join(f"{chars[c]!r} {p[c]:.3f}" for c in np.argsort(-p)[:5]))
+        """
+    ),
+    md(
+        r"""
+        The student is the same code at a quarter of the width, two layers of
+        32, from a fresh start. It trains on batches of contexts only, with no
+        labels: at each position its target is the teacher's distribution at
+        $T = 2$, frozen with `jax.lax.stop_gradient`, and the loss is the mean
+        over positions of `linear_kl_divergence`. Adam, 400 steps of 256
+        positions, all in one compiled `lax.scan`.
+        """
+    ),
+    code(
+        """
+        TEMPERATURE = 2.0
+        optimizer = optax.adam(1e-2)
+
+
+        def distillation_loss(student, inputs):
+            x_p, w_p = jax.lax.stop_gradient(head(teacher, inputs))  # the teacher is frozen
+            x_q, w_q = head(student, inputs)
+            return jnp.mean(jaxinfo.linear_kl_divergence(x_p, w_p, x_q, w_q, temperature=TEMPERATURE))
+
+
+        @functools.partial(jax.jit, static_argnums=0)
+        def train_student(loss, student, batches):
+            \"\"\"Adam on `loss(student, batch)`, one step per batch; the loss before each step.\"\"\"
+            def step(carry, batch):
+                student, state = carry
+                value, grads = jax.value_and_grad(loss)(student, batch)
+                updates, state = optimizer.update(grads, state, student)
+                return (optax.apply_updates(student, updates), state), value
+
+            (student, _), values = jax.lax.scan(step, (student, optimizer.init(student)), batches)
+            return student, values
+
+
+        STEPS = 400
+        student_inputs, _ = char_lm.make_batches(ids, steps=STEPS, batch=256, context=CONTEXT, seed=1)
+        student_inputs = jnp.asarray(student_inputs)  # the labels are not used
+        student0 = char_lm.init_params(1, V, context=CONTEXT, dim=32)
+        student, kl = train_student(distillation_loss, student0, student_inputs)
+        kl = np.asarray(kl)
+
+        print(f"student: {size(student):,} parameters ({size(teacher) / size(student):.1f}x fewer)")
+        print(f"{'step':>6} {'D(P||Q) at T=2':>16}")
+        for s in [0, 25, 50, 100, 200, 300, STEPS - 1]:
+            print(f"{s:6d} {kl[s]:16.4f}")
+
+        fig, ax = plt.subplots(figsize=(6.5, 3.6))
+        ax.plot(np.arange(STEPS), kl, lw=1)
+        ax.set(xlabel="step", ylabel="mean D(P‖Q) of the batch [nats]", ylim=(0, None),
+               title="Distilling the 2x128 teacher into a 2x32 student, T = 2")
+        ax.grid(alpha=0.3)
+        plt.show()
+        """
+    ),
+    md(
+        r"""
+        At the end, the check: the same divergence from the materialised
+        logits, `kl_divergence_from_logits(x_p @ w_p / T, x_q @ w_q / T)`, at
+        every position of the text, and the gradients of the mean with respect
+        to the student's classifier by both routes.
+        """
+    ),
+    code(
+        """
+        @functools.partial(jax.jit, static_argnames="fused")
+        def divergence_and_gradient(student, inputs, *, fused):
+            \"\"\"D(P||Q) at each position, and the gradient of its mean w.r.t. the student's w.\"\"\"
+            x_p, w_p = head(teacher, inputs)
+            x_q, w_q = head(student, inputs)
+
+            def per_position(w_q):
+                if fused:
+                    return jaxinfo.linear_kl_divergence(x_p, w_p, x_q, w_q, temperature=TEMPERATURE)
+                return jaxinfo.kl_divergence_from_logits(x_p @ w_p / TEMPERATURE, x_q @ w_q / TEMPERATURE)
+
+            return per_position(w_q), jax.grad(lambda w: jnp.mean(per_position(w)))(w_q)
+
+
+        fused, grad_fused = divergence_and_gradient(student, text_inputs, fused=True)
+        materialised, grad_materialised = divergence_and_gradient(student, text_inputs, fused=False)
+        print(f"mean D(P||Q) over the {len(fused):,} positions: fused {float(fused.mean()):.6f}, "
+              f"materialised {float(materialised.mean()):.6f} nats")
+        print(f"largest difference at a position: {float(jnp.max(jnp.abs(fused - materialised))):.1e} nats "
+              f"(float32 eps = {np.finfo(np.float32).eps:.1e})")
+        relative = jnp.max(jnp.abs(grad_fused - grad_materialised)) / jnp.max(jnp.abs(grad_materialised))
+        print(f"gradient w.r.t. the student's classifier: largest difference {float(relative):.1e} "
+              "of its largest entry")
+        print(f"cross-entropy of the next characters: student {float(next_character_ce(student)):.3f} nats, "
+              f"teacher {float(next_character_ce(teacher)):.3f}, uniform {np.log(V):.3f} "
+              "(the student never saw a label)")
+        """
+    ),
+    md(
+        r"""
+        The two routes agree to float32 rounding, in value and in gradient.
+        The divergence levels off above zero: a student four times narrower
+        cannot say everything the teacher says. Yet what it learned from the
+        teacher's soft targets alone, without a single label, predicts the
+        text's next characters far better than chance.
+
+        **Offline, from the teacher's top k.** When the teacher is too
+        expensive to run beside the student, its predictions are computed once
+        and stored, and at a large vocabulary storing all V probabilities per
+        position is out of the question; one keeps the $k$ largest log-probabilities and their ids.
+        `kl_divergence_from_top_k` is the divergence over those $k$ classes
+        plus one outcome for all the rest (the *tail*), which keeps the
+        student's mass outside the top $k$ at the teacher's. Here $k = 8$ of
+        the 76 characters, at the same $T = 2$, and a second student trained
+        from the stored arrays (this variant takes the student's logits, so it
+        forms them; it spares the teacher, not the student's memory).
+        """
+    ),
+    code(
+        """
+        K = 8
+
+
+        @jax.jit
+        def teacher_top_k(inputs):
+            \"\"\"The teacher's K largest log-probabilities at T and their ids, for inputs (..., CONTEXT).\"\"\"
+            x, w = head(teacher, inputs.reshape(-1, CONTEXT))
+            log_probs, class_ids = jax.lax.top_k(jax.nn.log_softmax(x @ w / TEMPERATURE), K)
+            return log_probs.reshape(*inputs.shape[:-1], K), class_ids.reshape(*inputs.shape[:-1], K)
+
+
+        def top_k_divergence(student, inputs, log_probs, class_ids):
+            x_q, w_q = head(student, inputs)
+            return jaxinfo.kl_divergence_from_top_k(log_probs, class_ids, x_q @ w_q / TEMPERATURE)
+
+
+        def top_k_loss(student, batch):
+            return jnp.mean(top_k_divergence(student, *batch))
+
+
+        stored = teacher_top_k(student_inputs)  # computed once: (steps, batch, K), twice
+        mass = float(jnp.mean(jnp.exp(jax.nn.logsumexp(stored[0], axis=-1))))
+        print(f"stored: {2 * stored[0].size:,} numbers instead of {student_inputs.shape[0] * 256 * V:,}; "
+              f"the top {K} hold {mass:.1%} of the teacher's mass at T = 2 on average")
+        student_k, _ = train_student(top_k_loss, student0, (student_inputs, *stored))
+
+        top_k_value = jax.jit(top_k_divergence)(student_k, text_inputs, *teacher_top_k(text_inputs))
+        full_k, _ = divergence_and_gradient(student_k, text_inputs, fused=True)
+        print(f"student from the top {K}: on the text, its loss (the top-{K} divergence) "
+              f"{float(top_k_value.mean()):.4f} <= the full D(P||Q) {float(full_k.mean()):.4f} nats")
+        print(f"student from the full distribution: full D(P||Q) {float(fused.mean()):.4f} nats")
+        """
+    ),
+    md(
+        r"""
+        The top-$k$ student's own loss is below its full divergence, as it must
+        be: lumping classes together into the tail can only hide differences,
+        never add them, and only $k = V$ would show them all. What the stored
+        arrays cannot tell the student is how the teacher spreads the tail's
+        share over the other characters, so this student ends further from the
+        teacher than the one that saw the whole distribution. That is the
+        price of storing $2k$ numbers per position instead of $V$: a fifth of
+        the teacher's output here, a vanishing fraction of it at a vocabulary
+        of 262,144 tokens.
+        """
+    ),
+]
+
 TOUR_END = [
     md(
         """
@@ -635,6 +925,7 @@ TOUR = [
     TOUR_UNITS,
     TOUR_FAMILY,
     TOUR_GAUSSIAN,
+    TOUR_DISTILLATION,
     TOUR_END,
 ]
 
