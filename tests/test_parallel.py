@@ -21,7 +21,19 @@ def test_multidevice_suite_passes_on_8_cpu_devices():
     ).strip()
     env["JAX_PLATFORMS"] = "cpu"
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "tests/multidevice", "-q", "-p", "no:cacheprovider"],
+        # -n 0: in this one process (the suite's addopts would start xdist workers,
+        # each of which would compile the same sharded programs again)
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "tests/multidevice",
+            "-q",
+            "-n",
+            "0",
+            "-p",
+            "no:cacheprovider",
+        ],
         cwd=ROOT,
         env=env,
         capture_output=True,
