@@ -11,6 +11,12 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
+# A minute of compiling sharded programs: a step of .ci/run (python -m pytest -m slow),
+# not the README's test command.
+pytestmark = pytest.mark.slow
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
