@@ -613,7 +613,9 @@ def test_entropy_derivatives_on_a_row_of_subnormals_and_one_smallest_normal(mask
 # near the smallest normal it is that times 1 / sum(p), beyond the float range:
 # -inf, and along a zero of Q as well. A tangent that moves the two in opposite
 # directions then meets -inf + inf = NaN in forward mode, where the directional
-# derivative (-3.6 / TINY) is -inf. Strict: the fix must remove the mark.
+# derivative (-3.6 / TINY) is -inf. Strict: the fix must remove the mark. (The
+# layouts of tests/strategies.py's CI_LAYOUTS are in an order whose examples miss
+# it; with float16 before float64 the ci profile draws it in the extreme regime.)
 @pytest.mark.xfail(strict=True, reason="open: js_divergence forward mode gives inf - inf")
 def test_js_forward_derivative_on_zeros_of_a_row_near_the_smallest_normal():
     p = jnp.array([0.0, 3.0, 1.0], F32) * TINY
