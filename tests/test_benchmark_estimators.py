@@ -5,8 +5,13 @@ estimator present, the true entropies right); the real run is by hand.
 """
 
 import numpy as np
+import pytest
 
 from benchmarks import estimators
+
+# A run of a benchmark script: a step of .ci/run (python -m pytest -m slow), not the
+# README's test command.
+pytestmark = pytest.mark.slow
 
 
 def test_quick_run_and_page(tmp_path):

@@ -23,6 +23,11 @@ SHAPES = ((4, 8),)
 DTYPES = ("float32", "bfloat16")
 
 
+# A run of every benchmark contender (half a minute of compiling) and of the fused
+# loss's table: steps of .ci/run (python -m pytest -m slow), not the README's command.
+slow = pytest.mark.slow
+
+
 @pytest.fixture(scope="module")
 def report():
     return suite.run(shapes=SHAPES, dtypes=DTYPES, repeats=2, min_time=1e-4)
@@ -39,6 +44,7 @@ def _expected_rows():
                         yield case.measure, mode, shape, dtype, contender.name
 
 
+@slow
 def test_every_contender_is_measured_with_finite_positive_times(report):
     got = {
         (r["measure"], r["mode"], tuple(r["shape"]), r["dtype"], r["contender"]): r
@@ -61,6 +67,7 @@ def test_every_contender_is_measured_with_finite_positive_times(report):
             assert row["temp_bytes"] is None, key
 
 
+@slow
 def test_both_modes_and_every_backend_are_covered(report):
     modes = {(r["measure"], r["mode"]) for r in report["results"]}
     assert modes == {(c.measure, m) for c in cases.CASES for m in c.modes}
@@ -69,6 +76,7 @@ def test_both_modes_and_every_backend_are_covered(report):
     assert {"jaxinfo", "naive", "jax.scipy", "optax", "scipy", "vmap", "read"} <= names
 
 
+@slow
 def test_every_case_has_a_vmap_contender_in_each_mode_and_a_forward_read_floor(report):
     measured = {(r["measure"], r["mode"], r["contender"]) for r in report["results"]}
     for case in cases.CASES:
@@ -104,6 +112,7 @@ def test_vmap_and_read_compute_what_they_claim(case):
     assert by_name["read"].modes == ("fwd",)
 
 
+@slow
 def test_targets_are_all_checked(report):
     checked = {(t["measure"], t["mode"], t["other"], t["kind"]) for t in report["targets"]}
     assert checked == {(t.measure, t.mode, t.other, t.kind) for t in cases.TARGETS}
@@ -228,6 +237,7 @@ def test_the_tables_of_an_older_json_still_format():
     assert "| <= 1.60 |" in text
 
 
+@slow
 def test_report_is_json_with_its_environment(report):
     back = json.loads(json.dumps(report))
     assert back["results"] == report["results"]
@@ -238,6 +248,7 @@ def test_report_is_json_with_its_environment(report):
     assert back["settings"]["shapes"] == [list(s) for s in SHAPES]
 
 
+@slow
 def test_tables_name_every_measure_contender_and_configuration(report):
     text = suite.format_tables(report)
     for case in cases.CASES:
@@ -297,6 +308,7 @@ def _has_tokamax():
     return importlib.util.find_spec("tokamax") is not None
 
 
+@slow
 def test_linear_ce_quick_run_prints_every_row(capsys):
     # As a script runs it: tokamax's bfloat16 backward mixes dtypes, which the
     # test suite's strict promotion (conftest.py) rejects.

@@ -11,6 +11,12 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
+# A minute of compiling sharded programs: a step of .ci/run (python -m pytest -m slow),
+# not the README's test command.
+pytestmark = pytest.mark.slow
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
@@ -21,7 +27,19 @@ def test_multidevice_suite_passes_on_8_cpu_devices():
     ).strip()
     env["JAX_PLATFORMS"] = "cpu"
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "tests/multidevice", "-q", "-p", "no:cacheprovider"],
+        # -n 0: in this one process (the suite's addopts would start xdist workers,
+        # each of which would compile the same sharded programs again)
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "tests/multidevice",
+            "-q",
+            "-n",
+            "0",
+            "-p",
+            "no:cacheprovider",
+        ],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -529,13 +529,24 @@ class Result:
     tol: np.ndarray
 
 
+@functools.cache
+def _output_shape(measure: Measure, args: tuple[jax.ShapeDtypeStruct, ...], default_float):
+    """The shape and dtype of the measure's value: traced once per layout, not per example.
+
+    ``default_float`` (float64 under x64) is part of the key: integer counts
+    compute in it.
+    """
+    return jax.eval_shape(measure.call, args)
+
+
 def check(case: Case) -> Result:
     """Runs the measure's program and eager call, and checks every generic property."""
     m = case.measure
     context = _describe(case)
     with _x64(case.dtype):
         args = tuple(jnp.asarray(a) for a in case.args)
-        out_shape = jax.eval_shape(m.call, args)
+        layout = tuple(jax.ShapeDtypeStruct(a.shape, a.dtype) for a in args)
+        out_shape = _output_shape(m, layout, np.dtype(jnp.result_type(float)))
         out_dtype = np.dtype(out_shape.dtype)
         exp = expected(case.reference, case.args, m.kinds, out_dtype, case.classes)
         rng = np.random.default_rng(case.seed)

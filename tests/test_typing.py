@@ -20,6 +20,10 @@ import sys
 
 import pytest
 
+# Node.js type-checking and a script of first calls (a compilation each): a step of
+# .ci/run (python -m pytest -m slow), not the README's test command.
+pytestmark = pytest.mark.slow
+
 HERE = pathlib.Path(__file__).parent / "user_typing"
 USER_SCRIPT = HERE / "user_script.py"
 
