@@ -608,17 +608,23 @@ def test_entropy_derivatives_on_a_row_of_subnormals_and_one_smallest_normal(mask
 
 
 # Found by the ci profile once it drew from four layouts (float64, the extreme
-# regime), and open: JS's derivative along a zero of P where Q > 0 is finite
-# (about -11 here, the derivative rule's value at the boundary), but for a row
-# near the smallest normal it is that times 1 / sum(p), beyond the float range:
-# -inf, and along a zero of Q as well. A tangent that moves the two in opposite
-# directions then meets -inf + inf = NaN in forward mode, where the directional
-# derivative (-3.6 / TINY) is -inf. Strict: the fix must remove the mark. (The
-# layouts of tests/strategies.py's CI_LAYOUTS are in an order whose examples miss
-# it; with float16 before float64 the ci profile draws it in the extreme regime.)
-@pytest.mark.xfail(strict=True, reason="open: js_divergence forward mode gives inf - inf")
+# regime). JS's slope along a zero of P where Q > 0 is finite (about -11 here,
+# the derivative rule's value at the boundary), but for a row near the
+# smallest normal it is that times 1 / sum(p), beyond the float range, and
+# along a zero of Q as well, with the other sign. Summed term by term, as the
+# chain rule did, a tangent that moves the two in opposite directions met
+# -inf + inf = NaN in forward mode, although the directional derivative,
+# (its value for the rows scaled to sum 4 and 6) / TINY = -3.08e38, is in the
+# float range. The rule in _divergences._js adds the two parts scaled first.
 def test_js_forward_derivative_on_zeros_of_a_row_near_the_smallest_normal():
-    p = jnp.array([0.0, 3.0, 1.0], F32) * TINY
-    q = jnp.array([3.0, 3.0, 0.0], F32) * TINY
-    _, forward = jax.jvp(jaxinfo.js_divergence, (p, q), (jnp.ones(3, F32), -jnp.ones(3, F32)))
-    assert not jnp.isnan(forward)  # was nan; -inf is the derivative in the float range
+    p = jnp.array([0.0, 3.0, 1.0], F32)
+    q = jnp.array([3.0, 3.0, 0.0], F32)
+    tangents = (jnp.ones(3, F32), -jnp.ones(3, F32))
+    # JS is unchanged by scaling a row (TINY = 2**-126 scales exactly), so its
+    # derivative scales as 1 / TINY. (The slope at a zero is the rule's
+    # boundary value, which depends on the dtype: the reference is float32.)
+    _, reference = jax.jvp(jaxinfo.js_divergence, (p, q), tangents)
+    reference = float(reference) / TINY
+    assert np.isfinite(np.float32(reference))
+    _, forward = jax.jvp(jaxinfo.js_divergence, (p * TINY, q * TINY), tangents)
+    np.testing.assert_allclose(float(forward), reference, rtol=1e-5)
