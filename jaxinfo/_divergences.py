@@ -30,7 +30,6 @@ log-sum-exp form is used, and ``t = inf`` is the maximum itself.
 
 from __future__ import annotations
 
-import functools
 import math
 
 import jax
@@ -39,7 +38,7 @@ import numpy as np
 from jax import lax
 
 from jaxinfo._checks import Array, ArrayLike, Axis, prepare, prepare_pair, tuple_axis
-from jaxinfo._range import log_normalise, normalise, scale_by_total
+from jaxinfo._range import log_normalise, normalise, scale_free_pair
 from jaxinfo._shannon import kl_divergence
 from jaxinfo._units import check_base, finish, in_base
 
@@ -224,11 +223,14 @@ def js_divergence(
     """
     check_base(base)
     p, q, axis = prepare_pair(p, q, "p", "q", axis, where)
-    return finish(_js(p, q, axis), axis, keepdims, base, log_of=2)
+    return finish(_js(axis, p, q), axis, keepdims, base, log_of=2)
 
 
-def _js_of_normalised(p: Array, q: Array, axis) -> Array:
-    """JS of two normalised rows (``axis`` kept)."""
+@scale_free_pair
+def _js(p: Array, q: Array, *, axis: int) -> Array:
+    """JS of two rows of non-negative weights (``axis`` kept)."""
+    p = normalise(p, axis)
+    q = normalise(q, axis)
     # M = (P + Q) / 2, left to kl_divergence to normalise: halving a tiny
     # normal number could flush it to zero, and D(P‖M) would be inf.
     m = p + q
@@ -236,43 +238,6 @@ def _js_of_normalised(p: Array, q: Array, axis) -> Array:
         kl_divergence(p, m, axis=axis, keepdims=True)
         + kl_divergence(q, m, axis=axis, keepdims=True)
     ) / 2
-
-
-@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
-def _js(p: Array, q: Array, axis) -> Array:
-    """JS of two rows of non-negative weights, each normalised along ``axis`` (kept)."""
-    return _js_of_normalised(normalise(p, axis), normalise(q, axis), axis)
-
-
-@_js.defjvp
-def _js_jvp(axis, primals, tangents):
-    # The derivative along p is g_p / sum(p), with g_p the (projected) slope in
-    # the normalised P, and likewise along q. For rows near the smallest
-    # normal number the two parts can each lie beyond the float range with
-    # opposite signs while their sum does not (or is one infinity): summed
-    # as JAX's chain rule does it, that is inf - inf = NaN. So both parts are
-    # scaled by the smaller of the two sums before they are added, and the
-    # sum is divided by it once, at the end.
-    p, q = primals
-    dp, dq = tangents
-    sp, sq = scale_by_total(p, axis), scale_by_total(q, axis)
-    p_hat, q_hat = p * sp.scale / sp.total, q * sq.scale / sq.total
-    js, pullback = jax.vjp(lambda a, b: _js_of_normalised(a, b, axis), p_hat, q_hat)
-    g_p, g_q = pullback(jnp.ones_like(js))
-    # the slope along the weights themselves: the normalisation's projection
-    g_p = g_p - jnp.sum(p_hat * g_p, axis=axis, keepdims=True)
-    g_q = g_q - jnp.sum(q_hat * g_q, axis=axis, keepdims=True)
-    # log(1 / sum), in logarithms: for rows whose sum is clipped to the
-    # normal range (beyond 2**126) 1 / sum is subnormal, and CPU flushes it
-    log_inv_p = -(jnp.log(sp.total) + sp.log_scale)
-    log_inv_q = -(jnp.log(sq.total) + sq.log_scale)
-    log_inv = jnp.maximum(log_inv_p, log_inv_q)
-    k_p = g_p * jnp.exp(log_inv_p - log_inv)
-    k_q = g_q * jnp.exp(log_inv_q - log_inv)
-    scaled = jnp.sum(k_p * dp, axis=axis, keepdims=True) + jnp.sum(
-        k_q * dq, axis=axis, keepdims=True
-    )
-    return js, scaled * jnp.exp(log_inv)
 
 
 # JS at or below this many ulps of 1 (in nats) is rounding: its computed value
@@ -492,6 +457,12 @@ def renyi_divergence(
     check_base(base)
     p, q, axis = prepare_pair(p, q, "p", "q", axis, where)
     t = _as_order(alpha, p.dtype) - 1
+    return finish(_renyi_divergence(axis, p, q, t), axis, keepdims, base)
+
+
+@scale_free_pair
+def _renyi_divergence(p: Array, q: Array, t: Array, *, axis: int) -> Array:
+    """``D_alpha(P‖Q)`` of two rows of non-negative weights, ``t = alpha - 1`` (``axis`` kept)."""
     # The supports are those of the weights as given: a normalised entry can
     # underflow (1e-30 next to 1e30) and still count, for alpha >= 1 as inf.
     in_p, in_q = p > 0, q > 0
@@ -518,5 +489,4 @@ def renyi_divergence(
         jnp.where(partial, log_mass_w - log_mass_p, jnp.zeros_like(log_mass_p)),
     )
     penalty = jnp.where((t < 0) & partial, log_inside / t_neg, jnp.inf)
-    d = jnp.where(has_outside, d + penalty, d)
-    return finish(d, axis, keepdims, base)
+    return jnp.where(has_outside, d + penalty, d)

@@ -44,13 +44,17 @@ settings.register_profile(
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items):
     """One xdist worker per property test, for all its regimes.
 
     The regimes of a property test draw from the same layouts, so the worker
     that ran ``test_entropy[standard]`` already holds the compiled programs
     that ``test_entropy[tiny]`` needs (with ``--dist loadgroup``, set in
-    ``pyproject.toml``; without xdist the marks do nothing).
+    ``pyproject.toml``; without xdist the marks do nothing). ``tryfirst``:
+    xdist reads the marks in a hook of its own, which must run after this one
+    (it did not, and the grouping had no effect). The group is part of the
+    test's id, which seeds the ci profile's derandomised examples.
     """
     for item in items:
         if item.path.name == "test_properties.py":
