@@ -457,12 +457,6 @@ def renyi_divergence(
     check_base(base)
     p, q, axis = prepare_pair(p, q, "p", "q", axis, where)
     t = _as_order(alpha, p.dtype) - 1
-    return finish(_renyi_divergence(axis, p, q, t), axis, keepdims, base)
-
-
-@scale_free_pair
-def _renyi_divergence(p: Array, q: Array, t: Array, *, axis: int) -> Array:
-    """``D_alpha(P‖Q)`` of two rows of non-negative weights, ``t = alpha - 1`` (``axis`` kept)."""
     # The supports are those of the weights as given: a normalised entry can
     # underflow (1e-30 next to 1e30) and still count, for alpha >= 1 as inf.
     in_p, in_q = p > 0, q > 0
@@ -489,4 +483,5 @@ def _renyi_divergence(p: Array, q: Array, t: Array, *, axis: int) -> Array:
         jnp.where(partial, log_mass_w - log_mass_p, jnp.zeros_like(log_mass_p)),
     )
     penalty = jnp.where((t < 0) & partial, log_inside / t_neg, jnp.inf)
-    return jnp.where(has_outside, d + penalty, d)
+    d = jnp.where(has_outside, d + penalty, d)
+    return finish(d, axis, keepdims, base)

