@@ -276,8 +276,8 @@ def normalise(w: Array, axis: int | tuple[int, ...]) -> Array:
 
 
 def scale_free_pair(fn):
-    """``fn(p, q, *params, axis=axis)``, a measure of two rows of weights that
-    is unchanged by scaling either row, with a forward-mode rule safe near the
+    """``fn(p, q, axis=axis)``, a measure of two rows of weights that is
+    unchanged by scaling either row, with a forward-mode rule safe near the
     float limits.
 
     The derivative along ``p`` is ``g_p / sum(p)``, with ``g_p`` the slope in
@@ -288,40 +288,34 @@ def scale_free_pair(fn):
     The rule takes ``g`` from a pullback at the rows scaled up by their
     :func:`scale_by_total` power of two where it exceeds 1 (rows with small
     sums), scales both parts by the larger of the two scales' inverses before
-    adding them, and multiplies by it once, at the end. ``params`` (an order, say) have their
-    tangent from a forward pass. The value is ``fn`` of the rows as given.
-    Returns ``wrapped(axis, p, q, *params)``.
+    adding them, and multiplies by it once, at the end. The value is ``fn``
+    of the rows as given (the scaled rows can differ where the platform
+    flushes subnormal entries). Returns ``wrapped(axis, p, q)``.
     """
 
     @functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
-    def wrapped(axis, p, q, *params):
-        return fn(p, q, *params, axis=axis)
+    def wrapped(axis, p, q):
+        return fn(p, q, axis=axis)
 
     @wrapped.defjvp
     def _jvp(axis, primals, tangents):
-        p, q, *params = primals
-        dp, dq, *dparams = tangents
-        value = fn(p, q, *params, axis=axis)
+        p, q = primals
+        dp, dq = tangents
+        value = fn(p, q, axis=axis)
         # Powers of two, at least 1: rows with small sums are scaled up to sums
         # of order one; rows with large sums are left as they are, since
         # scaling them down could flush an entry to zero (1e-30 next to 1e30
         # in float32), and for some measures (Rényi's) that changes the support.
         c_p = jnp.maximum(scale_by_total(p, axis).scale, 1)
         c_q = jnp.maximum(scale_by_total(q, axis).scale, 1)
-        _, pullback = jax.vjp(lambda a, b: fn(a, b, *params, axis=axis), p * c_p, q * c_q)
+        _, pullback = jax.vjp(lambda a, b: fn(a, b, axis=axis), p * c_p, q * c_q)
         g_p, g_q = pullback(jnp.ones_like(value))
         # their ratios are exact, the larger one is finite
         top = jnp.maximum(c_p, c_q)
         scaled = jnp.sum(g_p * (c_p / top) * dp, axis=axis, keepdims=True) + jnp.sum(
             g_q * (c_q / top) * dq, axis=axis, keepdims=True
         )
-        tangent = scaled * top
-        if params:
-            _, along_params = jax.jvp(
-                lambda *r: fn(p, q, *r, axis=axis), tuple(params), tuple(dparams)
-            )
-            tangent = tangent + along_params
-        return value, tangent
+        return value, scaled * top
 
     return wrapped
 
