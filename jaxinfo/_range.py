@@ -267,12 +267,44 @@ def _scaled_total_jvp(axis, axis_name, primals, tangents):
     return _scaled_total(raw, source, scale, axis, axis_name), tangents[0] * scale
 
 
+def _scaled_row(w: Array, axis: int | tuple[int, ...]) -> tuple[Array, Array, Scaled]:
+    """``(x, total, sw)``: the row ``x = w * scale`` and its total, whose
+    derivative is the sum of ``x``'s.
+
+    Both carry the factor ``scale`` (up to ``2**126``); the row's cotangent
+    and the total's must meet before it multiplies them. Taken apart, as the
+    chain rule through :func:`scale_by_total` does, each can overflow where
+    their sum does not: ``-inf + inf = NaN`` for weights near the smallest
+    normal number (a Rényi divergence's mass inside ``Q``'s support).
+    """
+    sw = scale_by_total(w, axis)
+    x = w * sw.scale
+    return x, _total_of(lax.stop_gradient(sw.total), x, sw.nonempty, axis), sw
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(3,))
+def _total_of(total, x, nonempty, axis):
+    """``total``, the sum of ``x`` along ``axis`` taken elsewhere, with the
+    derivative of that sum (0 on rows with no mass, as their total is 1)."""
+    del x, nonempty, axis
+    return total
+
+
+@_total_of.defjvp
+def _total_of_jvp(axis, primals, tangents):
+    total, x, nonempty = primals
+    dtotal = jnp.sum(tangents[1], axis=axis, keepdims=True)
+    # the primal through the rule again, so that higher derivatives use it too
+    out = _total_of(total, x, nonempty, axis)
+    return out, jnp.where(nonempty, dtotal, jnp.zeros_like(dtotal))
+
+
 def normalise(w: Array, axis: int | tuple[int, ...]) -> Array:
     """``w / sum(w)`` along ``axis`` (an int or a tuple), for any non-negative
     weights: no overflow for huge ones, no underflow for tiny ones (see
     :func:`scale_by_total`); rows with no mass stay 0."""
-    sw = scale_by_total(w, axis)
-    return w * sw.scale / sw.total
+    x, total, _ = _scaled_row(w, axis)
+    return x / total
 
 
 def scale_free_pair(fn):
@@ -330,16 +362,15 @@ def log_normalise(w: Array, axis: int | tuple[int, ...]) -> tuple[Array, Array, 
     gradient has no NaN there (the argument of the ``log`` is replaced first).
     Rows with no mass give 0, ``-inf`` and 0.
     """
-    sw = scale_by_total(w, axis)
-    x = w * sw.scale
+    x, total, sw = _scaled_row(w, axis)
     positive = w > 0
     scaled_ok = x > 0
     # log(w * scale) = log(x) where x did not underflow, else log(w) - e log 2
     arg = jnp.where(scaled_ok, x, jnp.where(positive, w, jnp.ones_like(w)))
     shift = jnp.where(scaled_ok, jnp.zeros_like(sw.log_scale), sw.log_scale)
     log_x = jnp.where(positive, jnp.log(arg) - shift, -jnp.inf)
-    log_total = jnp.log(sw.total)
-    return x / sw.total, log_x - log_total, log_total + sw.log_scale
+    log_total = jnp.log(total)
+    return x / total, log_x - log_total, log_total + sw.log_scale
 
 
 # --------------------------------------------------------------------------

@@ -44,19 +44,34 @@ settings.register_profile(
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items):
-    """Meant to run each property test in one xdist worker, with all its regimes.
+    """Runs each property test in one xdist worker, with all its regimes, so
+    that they share its compiled programs.
 
-    It has no effect as it is: xdist reads the marks in a hook of its own,
-    which runs before this one. With ``@pytest.hookimpl(tryfirst=True)`` it
-    works, and the group becomes part of each test's id, which seeds the ci
-    profile's derandomised examples: those then draw the open Rényi bugs of
-    tests/test_regressions.py (strict xfails). Made effective when they are
-    fixed.
+    ``tryfirst``: xdist reads the marks in a hook of its own, which must come
+    after this one.
     """
     for item in items:
         if item.path.name == "test_properties.py":
             item.add_marker(pytest.mark.xdist_group(item.originalname))
+
+
+@pytest.hookimpl(hookwrapper=True, trylast=True)
+def pytest_runtest_call(item):
+    """Seeds a parametrized property test's examples from its id without the
+    xdist group, so that the ci profile draws the same examples whether the
+    suite runs in workers (``--dist loadgroup`` appends ``@group`` to the id)
+    or in one process (``-n 0``, as a debugger needs).
+
+    Hypothesis's own wrapper of this hook sets the seed from ``item.nodeid``;
+    ``trylast`` runs this one inside it, after it.
+    """
+    inner = getattr(getattr(getattr(item, "obj", None), "hypothesis", None), "inner_test", None)
+    key = getattr(inner, "_hypothesis_internal_add_digest", None)
+    if key is not None and b"@" in key:
+        inner._hypothesis_internal_add_digest = key.split(b"@")[0]
+    yield
 
 
 @pytest.fixture
