@@ -389,20 +389,25 @@ def broadcast_pair(x: Array, y: Array, x_name: str, y_name: str) -> tuple[Array,
     return jnp.broadcast_to(x, shape), jnp.broadcast_to(y, shape)
 
 
-def as_mask(where: ArrayLike | None, shape: tuple[int, ...], name: str) -> Array | None:
-    """Checks a ``where`` mask of outcomes and broadcasts it to ``shape``."""
-    if where is None:
-        return None
+def _boolean(where: object, what: str) -> Array:
+    """``where`` as a boolean array (a list too), or a TypeError naming ``what`` it must be."""
     where = _from_sequence(where)
     try:
         dtype = jnp.result_type(where)
     except TypeError as e:
         raise TypeError(
-            f"where must be a boolean array, got an object of type {type_name(where)}."
+            f"where must be a boolean {what}, got an object of type {type_name(where)}."
         ) from e
     if dtype != jnp.bool_:
-        raise TypeError(f"where must be a boolean array, got dtype {dtype}.")
-    where = jnp.asarray(where)
+        raise TypeError(f"where must be a boolean {what}, got dtype {dtype}.")
+    return jnp.asarray(where)
+
+
+def as_mask(where: ArrayLike | None, shape: tuple[int, ...], name: str) -> Array | None:
+    """Checks a ``where`` mask of outcomes and broadcasts it to ``shape``."""
+    if where is None:
+        return None
+    where = _boolean(where, "array")
     try:
         ok = np.broadcast_shapes(where.shape, shape) == tuple(shape)
     except ValueError:
@@ -514,17 +519,7 @@ def differentiable(value: object) -> bool:
 def as_class_mask(where: ArrayLike | None, vocab: int) -> Array | None:
     if where is None:
         return None
-    if isinstance(where, (list, tuple)):
-        where = np.asarray(where)
-    try:
-        dtype = jnp.result_type(where)
-    except TypeError as e:
-        raise TypeError(
-            f"where must be a boolean array of classes, got an object of type {type_name(where)}."
-        ) from e
-    if dtype != jnp.bool_:
-        raise TypeError(f"where must be a boolean (V,) mask of classes, got dtype {dtype}.")
-    where = jnp.asarray(where)
+    where = _boolean(where, "(V,) mask of classes")
     if where.shape != (vocab,):
         raise ValueError(
             f"where must have shape (V,) = ({vocab},), one entry per class of w (this "
