@@ -46,15 +46,16 @@ def pytest_configure(config):
     else ``~/.cache/jaxinfo/jax-compilation-cache`` (under ``XDG_CACHE_HOME``
     where that is set), pruned to 3/4 GiB at the end of a run where it
     holds more than 1 GiB (the programs used longest ago go first).
-    ``JAXINFO_TEST_CACHE=off`` uses a fresh temporary one instead, removed
-    when the run ends. Workers and subprocesses inherit the directory
-    through the environment.
+    ``JAXINFO_TEST_CACHE=off`` (or a folder that cannot be written) uses a
+    fresh temporary one instead, removed when the run ends. Workers and
+    subprocesses inherit the directory through the environment.
     """
     cache = os.environ.get("JAX_COMPILATION_CACHE_DIR") or _kept_cache()
+    if cache and not _writable(cache):
+        cache = None  # a read-only home, say: a temporary one will do
     if not cache:
         cache = tempfile.mkdtemp(prefix="jaxinfo-tests-jax-cache-")
         setattr(config, _OWN_CACHE, cache)
-    os.makedirs(cache, exist_ok=True)
     os.environ["JAX_COMPILATION_CACHE_DIR"] = cache
     # Most programs of the suite compile in a few milliseconds: cache them all.
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
@@ -63,6 +64,15 @@ def pytest_configure(config):
         "jax_persistent_cache_min_compile_time_secs",
         float(os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]),
     )
+
+
+def _writable(folder: str) -> bool:
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
 
 
 def pytest_unconfigure(config):
