@@ -685,17 +685,17 @@ def test_renyi_gradient_when_p_inside_the_support_of_q_is_near_the_smallest_norm
     np.testing.assert_allclose(grad, [-1.27605888e38, 3.0], rtol=1e-6)
 
 
-def test_renyi_gradient_with_mass_inside_the_support_of_q_beyond_the_float64_range():
+def test_renyi_gradient_with_mass_inside_the_support_of_q_beyond_the_float64_range(x64):
     # Drawn by the ci profile (float64) once the Rényi divergence took the
     # scale-free rule: P's mass inside Q's support is 1.1e-307 of a total of
     # 1e30. D = log(P(supp Q)) / (alpha - 1) + ..., and its slope along those
     # two entries, -1 / 1.1e-307 / 1e-4, lies beyond the float64 range: -inf,
     # not the NaN of inf - inf. The entries outside the support enter through
     # sum(p) alone, as -alpha log(sum(p)) / (alpha - 1): slope 0.9999e-26.
-    with jax.enable_x64(True):
-        p = jnp.array([6.7e-308, 1e30, 4.5e-308, 2.2e-308])
-        q = jnp.array([9e307, 0.0, 1e-20, 0.0])
-        g_p, g_q = jax.grad(lambda p, q: jaxinfo.renyi_divergence(p, q, 0.9999), (0, 1))(p, q)
-        np.testing.assert_array_equal(g_p[np.array([0, 2])], [-np.inf, -np.inf])
-        np.testing.assert_allclose(g_p[np.array([1, 3])], [0.9999 / 1e30 / 1e-4] * 2, rtol=1e-6)
-        assert np.all(np.isfinite(np.asarray(g_q)))
+    p = jnp.array([6.7e-308, 1e30, 4.5e-308, 2.2e-308])
+    q = jnp.array([9e307, 0.0, 1e-20, 0.0])
+    assert p.dtype == jnp.float64
+    g_p, g_q = jax.grad(lambda p, q: jaxinfo.renyi_divergence(p, q, 0.9999), (0, 1))(p, q)
+    np.testing.assert_array_equal(g_p[np.array([0, 2])], [-np.inf, -np.inf])
+    np.testing.assert_allclose(g_p[np.array([1, 3])], [0.9999 / 1e30 / 1e-4] * 2, rtol=1e-6)
+    assert np.all(np.isfinite(np.asarray(g_q)))
