@@ -30,6 +30,7 @@ log-sum-exp form is used, and ``t = inf`` is the maximum itself.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -38,7 +39,7 @@ import numpy as np
 from jax import lax
 
 from jaxinfo._checks import Array, ArrayLike, Axis, prepare, prepare_pair, tuple_axis
-from jaxinfo._range import log_normalise, normalise, scale_free_pair
+from jaxinfo._range import jvp_at_scaled_rows, log_normalise, normalise, scale_free_pair
 from jaxinfo._shannon import kl_divergence
 from jaxinfo._units import check_base, finish, in_base
 
@@ -457,31 +458,79 @@ def renyi_divergence(
     check_base(base)
     p, q, axis = prepare_pair(p, q, "p", "q", axis, where)
     t = _as_order(alpha, p.dtype) - 1
+    return finish(_renyi(axis, p, q, t), axis, keepdims, base)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
+def _renyi(axis: int, p: Array, q: Array, t: Array) -> Array:
+    """``D_{1+t}(P‖Q)`` along ``axis`` (kept), for rows of weights.
+
+    The derivative (the rule below) takes the slopes at the rows scaled to
+    sums of order one, not through JAX's chain rule at the rows as given.
+    """
+    w = jnp.where(q > 0, p, jnp.zeros_like(p))
+    return _renyi_rows(p, w, q, t, jnp.zeros((), p.dtype), axis)
+
+
+def _renyi_rows(p: Array, w: Array, q: Array, t: Array, log_shift: Array, axis: int) -> Array:
+    """The Rényi divergence of order ``1 + t`` from three rows of weights.
+
+    ``w`` is ``P`` restricted to the support of ``Q``, in its own units:
+    ``log_shift`` is ``log(c_p / c_w)`` where ``p = P * c_p`` and
+    ``w = P[supp Q] * c_w`` (0 for the rows as given). Each row is
+    normalised here, so the three can be scaled apart.
+    """
     # The supports are those of the weights as given: a normalised entry can
     # underflow (1e-30 next to 1e30) and still count, for alpha >= 1 as inf.
     in_p, in_q = p > 0, q > 0
-    p_raw = p
-    p, log_p, log_mass_p = log_normalise(p, axis)
+    p, _, log_mass_p = log_normalise(p, axis)
     _, log_q, _ = log_normalise(q, axis)
-    log_ratio = jnp.where(in_p & in_q, log_p - log_q, jnp.zeros_like(log_p))
     # P restricted to the support of Q, renormalised: outcomes that Q rules out
     # enter only through the mass they carry under P, `outside`.
-    w, log_w, log_mass_w = log_normalise(jnp.where(in_q, p_raw, jnp.zeros_like(p_raw)), axis)
+    w, log_w, log_mass_w = log_normalise(w, axis)
     outside = jnp.sum(jnp.where(in_q, jnp.zeros_like(p), p), axis=axis, keepdims=True)
-    d = _scaled_cgf(log_ratio, w, log_w, t, axis)
-    # Plus log(P(supp Q)) / t: infinite for t >= 0, finite for t < 0; disjoint
-    # supports are infinite for every alpha. They are told by the supports,
-    # not by outside < 1 (the mass outside sums to 1 - 6e-8 as often as to 1),
-    # and the logarithm takes the smaller of the two masses, for precision:
-    # log1p(-outside), or the logarithm of the mass inside from the scaled sums.
+    # log(P(supp Q)), from the smaller of the two masses, for precision:
+    # log1p(-outside), or the logarithm of the mass inside from the scaled
+    # sums. The supports are told by the weights, not by outside < 1 (the mass
+    # outside sums to 1 - 6e-8 as often as to 1).
     has_outside = jnp.any(in_p & ~in_q, axis=axis, keepdims=True)
     partial = has_outside & jnp.any(in_p & in_q, axis=axis, keepdims=True)
-    t_neg = jnp.where(t < 0, t, -jnp.ones_like(t))
     log_inside = jnp.where(
         outside <= 0.5,
         jnp.log1p(-jnp.minimum(outside, 0.5)),
-        jnp.where(partial, log_mass_w - log_mass_p, jnp.zeros_like(log_mass_p)),
+        jnp.where(partial, log_mass_w - log_mass_p + log_shift, jnp.zeros_like(log_mass_p)),
     )
+    # log(p / q) on both supports, as log(w) + log(P(supp Q)) - log(q): P's
+    # entries enter through w alone, so that their slopes are of the size of
+    # w's (taken at P itself they are 1 / p, beyond the float range where P's
+    # mass inside Q's support is a tiny share of its total)
+    log_ratio = jnp.where(in_p & in_q, log_w + log_inside - log_q, jnp.zeros_like(log_w))
+    d = _scaled_cgf(log_ratio, w, log_w, t, axis)
+    # Plus log(P(supp Q)) / t: infinite for t >= 0, finite for t < 0; disjoint
+    # supports are infinite for every alpha.
+    t_neg = jnp.where(t < 0, t, -jnp.ones_like(t))
     penalty = jnp.where((t < 0) & partial, log_inside / t_neg, jnp.inf)
-    d = jnp.where(has_outside, d + penalty, d)
-    return finish(d, axis, keepdims, base)
+    return jnp.where(has_outside, d + penalty, d)
+
+
+@_renyi.defjvp
+def _renyi_jvp(axis, primals, tangents):
+    """:func:`~jaxinfo._range.jvp_at_scaled_rows` of the three rows.
+
+    ``D`` depends on ``P`` through two normalised rows, ``P`` and ``P``
+    restricted to ``Q``'s support (with slopes of the size of the latter's,
+    see :func:`_renyi_rows`), and on ``Q`` through one; each is scaled to a
+    sum of order one for the derivative.
+    """
+    p, q, t = primals
+    dp, dq, dt = tangents
+    in_q = q > 0
+    rows = (p, jnp.where(in_q, p, jnp.zeros_like(p)), q)
+    row_tangents = (dp, jnp.where(in_q, dp, jnp.zeros_like(dp)), dq)
+
+    def scaled(c, p, w, q, t):
+        return _renyi_rows(p, w, q, t, jnp.log(c[0]) - jnp.log(c[1]), axis)
+
+    # the primal through the rule again, so that higher derivatives use it too
+    value = _renyi(axis, p, q, t)
+    return value, jvp_at_scaled_rows(scaled, rows, row_tangents, (t,), (dt,), axis)

@@ -9,8 +9,9 @@ keeps every intermediate of order one, exactly. The rare path of the
 measures of weights (:func:`entropy_rare`, :func:`cross_entropy_rare`,
 :func:`kl_divergence_rare`, routed to from ``_weights.py``), the
 normalisation helpers of the family measures (:func:`normalise`,
-:func:`log_normalise`) and the soft-target cross-entropy of ``_softmax.py``
-use it.
+:func:`log_normalise`), the derivative rule of the Jensen–Shannon and Rényi
+divergences (:func:`jvp_at_scaled_rows`) and the soft-target cross-entropy of
+``_softmax.py`` use it.
 
 What does not: the common path. Measures of probabilities take a plain sum
 and route to this module only from a check on their reduced row values
@@ -307,22 +308,56 @@ def normalise(w: Array, axis: int | tuple[int, ...]) -> Array:
     return x / total
 
 
+def jvp_at_scaled_rows(fn, rows, row_tangents, args, arg_tangents, axis):
+    """The tangent of ``fn(c, *rows_c, *args)``, ``rows_c[j] = rows[j] * c[j]``.
+
+    A rule for measures whose derivatives near the float limits meet
+    ``inf - inf``: with ``c[j]`` the :func:`scale_by_total` power of two of
+    row ``j`` where it exceeds 1 (rows with small sums; large ones are left
+    as they are, since scaling them down could flush an entry to zero, 1e-30
+    next to 1e30 in float32, and change a support), ``fn`` sees rows of sums
+    of order one and its slopes are of the size of their logarithms. The
+    derivative along ``rows[j]`` is ``c[j]`` times ``fn``'s along
+    ``rows_c[j]``; ``c[j]`` is up to ``2**126`` (``2**1022`` in float64), and
+    JAX's chain rule at the rows as given meets it term by term, where the
+    terms overflow and their sum is finite or of one sign. Here the factor
+    enters once for all the terms: as ``top``, the largest ``c[j]``, split
+    into two powers of two of about its square root, ``lo`` on the tangents
+    (with ``c[j] / top``, at most 1) and ``hi`` on the result, so that neither
+    the forward pass nor its transpose (reverse mode, whose cotangent meets
+    ``hi`` first) overflows before the result does.
+
+    Args:
+      fn: ``fn(c, *rows_c, *args)``, a function of the scaled rows (``c``,
+        the list of scales, is for measures that need the rows' masses) whose
+        outputs are per row (``axis`` kept).
+      rows: rows of non-negative weights along ``axis``, of one shape.
+      row_tangents: their tangents.
+      args: further arguments, broadcast against the rows' outputs; their
+        tangents are divided by ``hi`` (exact, a power of two).
+      arg_tangents: their tangents.
+      axis: the axis of a row.
+    """
+    scales = [jnp.maximum(scale_by_total(r, axis).scale, 1) for r in rows]
+    top = functools.reduce(jnp.maximum, scales)
+    _, e = jnp.frexp(top)  # top = 2**(e - 1)
+    lo = jnp.ldexp(jnp.ones_like(top), (e - 1) // 2)
+    hi = top / lo
+    args = [jnp.broadcast_to(a, jnp.broadcast_shapes(jnp.shape(a), hi.shape)) for a in args]
+    primals = [r * c for r, c in zip(rows, scales, strict=True)] + args
+    tangents = [d * (c / top * lo) for d, c in zip(row_tangents, scales, strict=True)]
+    tangents += [d / hi for d in arg_tangents]
+    _, tangent = jax.jvp(lambda *xs: fn(scales, *xs), primals, tangents)
+    return tangent * hi
+
+
 def scale_free_pair(fn):
     """``fn(p, q, axis=axis)``, a measure of two rows of weights that is
-    unchanged by scaling either row, with a forward-mode rule safe near the
-    float limits.
-
-    The derivative along ``p`` is ``g_p / sum(p)``, with ``g_p`` the slope in
-    the normalised row, and likewise along ``q``. For rows near the smallest
-    normal number those parts, and the tangents inside ``fn`` that carry
-    them, lie beyond the float range while their sum may not; summed as
-    JAX's chain rule does it, term by term, they meet ``inf - inf = NaN``.
-    The rule takes ``g`` from a pullback at the rows scaled up by their
-    :func:`scale_by_total` power of two where it exceeds 1 (rows with small
-    sums), scales both parts by the larger of the two scales' inverses before
-    adding them, and multiplies by it once, at the end. The value is ``fn``
-    of the rows as given (the scaled rows can differ where the platform
-    flushes subnormal entries). Returns ``wrapped(axis, p, q)``.
+    unchanged by scaling either row, with a derivative safe near the float
+    limits: :func:`jvp_at_scaled_rows`, which holds for such a measure as
+    ``fn`` of the scaled rows is ``fn`` of the rows. The value is ``fn`` of the
+    rows as given (the scaled rows can differ where the platform flushes
+    subnormal entries). Returns ``wrapped(axis, p, q)``.
     """
 
     @functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
@@ -331,23 +366,12 @@ def scale_free_pair(fn):
 
     @wrapped.defjvp
     def _jvp(axis, primals, tangents):
-        p, q = primals
-        dp, dq = tangents
-        value = fn(p, q, axis=axis)
-        # Powers of two, at least 1: rows with small sums are scaled up to sums
-        # of order one; rows with large sums are left as they are, since
-        # scaling them down could flush an entry to zero (1e-30 next to 1e30
-        # in float32), and for some measures (Rényi's) that changes the support.
-        c_p = jnp.maximum(scale_by_total(p, axis).scale, 1)
-        c_q = jnp.maximum(scale_by_total(q, axis).scale, 1)
-        _, pullback = jax.vjp(lambda a, b: fn(a, b, axis=axis), p * c_p, q * c_q)
-        g_p, g_q = pullback(jnp.ones_like(value))
-        # their ratios are exact, the larger one is finite
-        top = jnp.maximum(c_p, c_q)
-        scaled = jnp.sum(g_p * (c_p / top) * dp, axis=axis, keepdims=True) + jnp.sum(
-            g_q * (c_q / top) * dq, axis=axis, keepdims=True
+        # the primal through the rule again, so that higher derivatives use it too
+        value = wrapped(axis, *primals)
+        tangent = jvp_at_scaled_rows(
+            lambda _, p, q: fn(p, q, axis=axis), primals, tangents, (), (), axis
         )
-        return value, scaled * top
+        return value, tangent
 
     return wrapped
 

@@ -630,21 +630,18 @@ def test_js_forward_derivative_on_zeros_of_a_row_near_the_smallest_normal():
     np.testing.assert_allclose(float(forward), reference, rtol=1e-5)
 
 
-# Open, found by the ci profile once its regimes ran in one xdist worker (the
+# Found by the ci profile once its regimes ran in one xdist worker (the
 # worker's group was then part of a test's id, which seeded the derandomised
-# examples): the Rényi divergence's forward-mode derivative is NaN for a row
+# examples): the Rényi divergence's forward-mode derivative was NaN for a row
 # near the smallest normal. The tangents of the normalised weights are of
 # order 1 / sum(p) = 2**125 there, and inside the cumulant generating function
-# they meet log ratios of order 40: inf - inf. Two rules were tried and
-# dropped, each measured against the property suite: slopes from a pullback
-# at the rows scaled up (jaxinfo._range.scale_free_pair, as js_divergence
-# has) fix this case, but give NaN in forward mode where two slopes are each
-# beyond the float range (float64, P's mass inside Q's support 1.1e-307 of a
-# total of 1e30; the tangents' signs differ); a forward pass at the scaled
-# rows with the tangents scaled down fixes both, but its transpose scales the
-# cotangents up first, and reverse mode overflows. Strict: a fix must remove
-# the mark.
-@pytest.mark.xfail(strict=True, reason="open: renyi_divergence forward mode inf - inf")
+# they met log ratios of order 40: inf - inf. Fixed in
+# jaxinfo._divergences._renyi: the slopes are taken at the three rows (P, P
+# on Q's support, Q) scaled to sums of order one and summed before the scale,
+# which is split between the tangents and the sum so that reverse mode does
+# not overflow either. P on Q's support is a row of its own: taken inside a
+# rule for the pair (P, Q), as js_divergence's is, its slopes lie beyond the
+# float range (the float64 case of the test below).
 def test_renyi_forward_derivative_of_a_row_near_the_smallest_normal():
     def forward(p, q, dp, dq):
         def d(p, q):
@@ -699,3 +696,33 @@ def test_renyi_gradient_with_mass_inside_the_support_of_q_beyond_the_float64_ran
     np.testing.assert_array_equal(g_p[np.array([0, 2])], [-np.inf, -np.inf])
     np.testing.assert_allclose(g_p[np.array([1, 3])], [0.9999 / 1e30 / 1e-4] * 2, rtol=1e-6)
     assert np.all(np.isfinite(np.asarray(g_q)))
+    # Forward mode, along tangents of opposite signs on the two entries: the
+    # sign of the infinite slope times dp0 + dp2 (NaN under the rule for the
+    # pair (P, Q), whose two slopes were each -inf).
+    for dp, want in (([1.0, 0.0, -0.5, 0.0], -np.inf), ([-1.0, 0.0, 0.5, 0.0], np.inf)):
+        _, got = jax.jvp(
+            lambda p, q: jaxinfo.renyi_divergence(p, q, 0.9999),
+            (p, q),
+            (jnp.array(dp), jnp.array([1.0, 0.0, -1.0, 0.0])),
+        )
+        assert float(got) == want
+
+
+# The Jensen–Shannon divergence's gradient was NaN for a loss that scales it
+# (here 1e6 * JS) at P = Q near the smallest normal, where the true gradient
+# is 0. Its derivative rule summed the terms of the scaled rows and then
+# multiplied by their scale, 2**125; reverse mode, the transpose, multiplied
+# the cotangent 1e6 by that scale first: inf, and inf * 0 = NaN. Fixed in
+# jaxinfo._range.jvp_at_scaled_rows, which splits the scale into two halves,
+# one on each side, as it does for the Rényi divergence.
+@pytest.mark.parametrize("measure", ["js_divergence", "renyi_divergence"])
+def test_gradient_of_a_scaled_loss_at_equal_rows_near_the_smallest_normal(measure):
+    def loss(p, q):
+        if measure == "renyi_divergence":
+            return 1e6 * jaxinfo.renyi_divergence(p, q, jnp.float32(0.5))
+        return 1e6 * jaxinfo.js_divergence(p, q)
+
+    p = jnp.array([1.0, 2.0], F32) * TINY
+    g_p, g_q = jax.grad(loss, (0, 1))(p, p)
+    np.testing.assert_array_equal(g_p, [0.0, 0.0])
+    np.testing.assert_array_equal(g_q, [0.0, 0.0])
