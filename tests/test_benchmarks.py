@@ -514,3 +514,16 @@ def test_linear_ce_tokamax_behaves_as_documented():
             x.astype(jnp.bfloat16), w.astype(jnp.bfloat16), labels
         )
     assert dx.dtype == dw.dtype == jnp.float32
+
+
+@slow
+def test_family_modes_prints_every_measure_in_every_mode(capsys):
+    from benchmarks import family_modes
+
+    family_modes.main(["--rows", "4", "--classes", "3", "--repeats", "1"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split() == ["measure", "value", "grad", "jvp"]
+    rows = {line.split()[0]: line.split()[1:] for line in lines[2:]}
+    assert set(rows) == set(family_modes.MEASURES)
+    for times in rows.values():
+        assert len(times) == 3 and all(math.isfinite(float(t)) and float(t) >= 0 for t in times)
