@@ -37,6 +37,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.custom_derivatives import SymbolicZero
 
 from jaxinfo._checks import Array, ArrayLike, Axis, prepare, prepare_pair, tuple_axis
 from jaxinfo._range import jvp_at_scaled_rows, log_normalise, normalise, scale_free_pair
@@ -513,7 +514,7 @@ def _renyi_rows(p: Array, w: Array, q: Array, t: Array, log_shift: Array, axis: 
     return jnp.where(has_outside, d + penalty, d)
 
 
-@_renyi.defjvp
+@functools.partial(_renyi.defjvp, symbolic_zeros=True)
 def _renyi_jvp(axis, primals, tangents):
     """:func:`~jaxinfo._range.jvp_at_scaled_rows` of the three rows.
 
@@ -523,10 +524,11 @@ def _renyi_jvp(axis, primals, tangents):
     sum of order one for the derivative.
     """
     p, q, t = primals
-    dp, dq, dt = tangents
+    dp, dq, dt = (None if isinstance(d, SymbolicZero) else d for d in tangents)
     in_q = q > 0
     rows = (p, jnp.where(in_q, p, jnp.zeros_like(p)), q)
-    row_tangents = (dp, jnp.where(in_q, dp, jnp.zeros_like(dp)), dq)
+    dw = None if dp is None else jnp.where(in_q, dp, jnp.zeros_like(dp))
+    row_tangents = (dp, dw, dq)
 
     def scaled(c, p, w, q, t):
         return _renyi_rows(p, w, q, t, jnp.log(c[0]) - jnp.log(c[1]), axis)

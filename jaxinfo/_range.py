@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.custom_derivatives import SymbolicZero
 
 from jaxinfo._checks import ArrayLike, AxisName
 from jaxinfo._collectives import class_sum
@@ -332,7 +333,8 @@ def jvp_at_scaled_rows(fn, rows, row_tangents, args, arg_tangents, axis):
         the list of scales, is for measures that need the rows' masses) whose
         outputs are per row (``axis`` kept).
       rows: rows of non-negative weights along ``axis``, of one shape.
-      row_tangents: their tangents.
+      row_tangents: their tangents, None for a zero one (as for every
+        tangent here).
       args: further arguments, broadcast against the rows' outputs; their
         tangents are divided by ``hi`` (exact, a power of two).
       arg_tangents: their tangents.
@@ -344,10 +346,22 @@ def jvp_at_scaled_rows(fn, rows, row_tangents, args, arg_tangents, axis):
     lo = jnp.ldexp(jnp.ones_like(top), (e - 1) // 2)
     hi = top / lo
     args = [jnp.broadcast_to(a, jnp.broadcast_shapes(jnp.shape(a), hi.shape)) for a in args]
-    primals = [r * c for r, c in zip(rows, scales, strict=True)] + args
-    tangents = [d * (c / top * lo) for d, c in zip(row_tangents, scales, strict=True)]
-    tangents += [d / hi for d in arg_tangents]
-    _, tangent = jax.jvp(lambda *xs: fn(scales, *xs), primals, tangents)
+    inputs = [r * c for r, c in zip(rows, scales, strict=True)] + args
+    tangents = [
+        None if d is None else d * (c / top * lo) for d, c in zip(row_tangents, scales, strict=True)
+    ]
+    tangents += [None if d is None else d / hi for d in arg_tangents]
+    # only the inputs with a tangent are differentiated: a zero one would
+    # still cost its whole share of the pass (alpha's, in the Rényi divergence)
+    moving = [i for i, d in enumerate(tangents) if d is not None]
+
+    def along(*xs):
+        given = list(inputs)
+        for i, x in zip(moving, xs, strict=True):
+            given[i] = x
+        return fn(scales, *given)
+
+    _, tangent = jax.jvp(along, [inputs[i] for i in moving], [tangents[i] for i in moving])
     return tangent * hi
 
 
@@ -364,10 +378,11 @@ def scale_free_pair(fn):
     def wrapped(axis, p, q):
         return fn(p, q, axis=axis)
 
-    @wrapped.defjvp
+    @functools.partial(wrapped.defjvp, symbolic_zeros=True)
     def _jvp(axis, primals, tangents):
         # the primal through the rule again, so that higher derivatives use it too
         value = wrapped(axis, *primals)
+        tangents = [None if isinstance(d, SymbolicZero) else d for d in tangents]
         tangent = jvp_at_scaled_rows(
             lambda _, p, q: fn(p, q, axis=axis), primals, tangents, (), (), axis
         )
