@@ -354,6 +354,8 @@ def jvp_at_scaled_rows(fn, rows, row_tangents, args, arg_tangents, axis):
     # only the inputs with a tangent are differentiated: a zero one would
     # still cost its whole share of the pass (alpha's, in the Rényi divergence)
     moving = [i for i, d in enumerate(tangents) if d is not None]
+    if not moving:
+        return jnp.zeros_like(fn(scales, *inputs))
 
     def along(*xs):
         given = list(inputs)
