@@ -496,9 +496,12 @@ def _renyi_rows(p: Array, w: Array, q: Array, t: Array, log_shift: Array, axis: 
     # outside sums to 1 - 6e-8 as often as to 1).
     has_outside = jnp.any(in_p & ~in_q, axis=axis, keepdims=True)
     partial = has_outside & jnp.any(in_p & in_q, axis=axis, keepdims=True)
+    # (a where, not jnp.minimum: at a tie, outside = 0.5 exactly, minimum's
+    # derivative is half the slope)
+    small_outside = outside <= 0.5
     log_inside = jnp.where(
-        outside <= 0.5,
-        jnp.log1p(-jnp.minimum(outside, 0.5)),
+        small_outside,
+        jnp.log1p(-jnp.where(small_outside, outside, jnp.zeros_like(outside))),
         jnp.where(partial, log_mass_w - log_mass_p + log_shift, jnp.zeros_like(log_mass_p)),
     )
     # log(p / q) on both supports, as log(w) + log(P(supp Q)) - log(q): P's
